@@ -1,0 +1,49 @@
+# deploystream — `make run` starts the stack, `make test` runs every test tier.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help install kafka-jars run test test-unit test-integration test-e2e lint format clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with dev extras
+
+kafka-jars: install  ## fetch the Kafka broker jars from Maven Central once (cached in .cache/kafka)
+	$(BIN)/python -c 'from deploystream.kafka.broker import ensure_libs; print(ensure_libs())'
+
+run: kafka-jars  ## broker + worker + gateway on 127.0.0.1 (gateway :8080); Ctrl-C stops all
+	$(BIN)/deploystream run
+
+test: kafka-jars  ## every tier against a real broker the test session starts
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install  ## unit tests only (no broker)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: kafka-jars  ## integration tests (real broker)
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: kafka-jars  ## end-to-end tests (broker, worker and gateway processes)
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+lint: install  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install  ## apply ruff's formatting and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:  ## remove run data (var/); keeps .venv and the jar cache
+	rm -rf var

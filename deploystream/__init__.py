@@ -1,0 +1,1 @@
+"""Operator tooling: the deploystream command, a local Kafka broker, the process stack."""

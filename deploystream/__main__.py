@@ -1,0 +1,5 @@
+"""``python -m deploystream`` = the ``deploystream`` command."""
+
+from deploystream.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Run a real Kafka broker from Maven Central jars (no Docker needed)."""

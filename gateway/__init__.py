@@ -1,0 +1,1 @@
+"""HTTP gateway: the Jira Deployments API in front of Kafka."""

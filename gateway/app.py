@@ -1,0 +1,53 @@
+"""The gateway's application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.auth import Authenticator
+from gateway.events import EventCodecs
+from gateway.keys import AUTH, CODECS, METRICS, PRODUCER, SETTINGS, WORKERS
+from gateway.lookups import WorkerClient
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import error_middleware
+from gateway.producer import EventProducer
+from gateway.routes import setup_routes
+from gateway.settings import GatewaySettings
+
+__all__ = ["create_app"]
+
+
+async def _kafka(app: web.Application) -> AsyncIterator[None]:
+    producer = EventProducer(app[SETTINGS])
+    producer.start()
+    app[PRODUCER] = producer
+    yield
+    # Runs after the server stopped taking requests: in-flight events are delivered first.
+    producer.close()
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    client = WorkerClient(app[SETTINGS])
+    await client.start()
+    app[WORKERS] = client
+    yield
+    await client.close()
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    """Build the gateway; Kafka and worker clients start with the app and stop with it."""
+    app = web.Application(
+        middlewares=[error_middleware],
+        # The submit handler enforces its own limit before parsing; this caps everything else.
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = GatewayMetrics()
+    app[CODECS] = EventCodecs()
+    app[AUTH] = Authenticator(settings)
+    app.cleanup_ctx.append(_kafka)
+    app.cleanup_ctx.append(_workers)
+    setup_routes(app)
+    return app

@@ -1,0 +1,98 @@
+"""Commands in, events out: the Avro records the gateway writes to the deployments topic."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from gateway.validation import DeploymentData, ProviderMetadata
+from schemas import AvroCodec
+
+__all__ = ["EventCodecs", "OutgoingEvent", "deployment_deleted", "deployment_submitted"]
+
+SUBMITTED = "deploystream.DeploymentSubmitted"
+DELETED = "deploystream.DeploymentDeleted"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """One Kafka record: Avro-encoded key and value."""
+
+    key: bytes
+    value: bytes
+
+
+class EventCodecs:
+    """The Avro codecs the gateway needs, built once per app."""
+
+    def __init__(self) -> None:
+        self.key = AvroCodec("DeploymentKey")
+        self.event = AvroCodec("DeploymentEvent")
+
+    def encode_key(self, tenant: str, pipeline_id: str, environment_id: str, number: int) -> bytes:
+        """Key bytes of one deployment: the partitioning and table key everywhere."""
+        return self.key.encode(_key(tenant, pipeline_id, environment_id, number))
+
+
+def _key(tenant: str, pipeline_id: str, environment_id: str, number: int) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "pipelineId": pipeline_id,
+        "environmentId": environment_id,
+        "deploymentSequenceNumber": number,
+    }
+
+
+def _envelope(key: dict[str, Any], payload: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "eventId": str(uuid.uuid4()),
+        "recordedAt": datetime.now(UTC),
+        "key": key,
+        "payload": payload,
+    }
+
+
+def deployment_submitted(
+    codecs: EventCodecs,
+    tenant: str,
+    deployment: DeploymentData,
+    properties: dict[str, str],
+    provider: ProviderMetadata | None,
+) -> OutgoingEvent:
+    """``DeploymentSubmitted`` for one validated deployment."""
+    record = msgspec.to_builtins(deployment)
+    record["schemaVersion"] = deployment.schemaVersion or "1.0"
+    key = _key(
+        tenant,
+        deployment.pipeline.id,
+        deployment.environment.id,
+        deployment.deploymentSequenceNumber,
+    )
+    payload = {
+        "deployment": record,
+        "properties": properties,
+        "providerMetadata": msgspec.to_builtins(provider) if provider else None,
+    }
+    return OutgoingEvent(
+        codecs.key.encode(key), codecs.event.encode(_envelope(key, (SUBMITTED, payload)))
+    )
+
+
+def deployment_deleted(
+    codecs: EventCodecs,
+    tenant: str,
+    pipeline_id: str,
+    environment_id: str,
+    number: int,
+    update_sequence_number: int | None,
+) -> OutgoingEvent:
+    """``DeploymentDeleted`` for one key."""
+    key = _key(tenant, pipeline_id, environment_id, number)
+    payload = {"updateSequenceNumber": update_sequence_number}
+    return OutgoingEvent(
+        codecs.key.encode(key), codecs.event.encode(_envelope(key, (DELETED, payload)))
+    )

@@ -1,0 +1,21 @@
+"""Typed keys of what the gateway keeps on its aiohttp Application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.auth import Authenticator
+from gateway.events import EventCodecs
+from gateway.lookups import WorkerClient
+from gateway.metrics import GatewayMetrics
+from gateway.producer import EventProducer
+from gateway.settings import GatewaySettings
+
+__all__ = ["AUTH", "CODECS", "METRICS", "PRODUCER", "SETTINGS", "WORKERS"]
+
+SETTINGS = web.AppKey("settings", GatewaySettings)
+CODECS = web.AppKey("codecs", EventCodecs)
+METRICS = web.AppKey("metrics", GatewayMetrics)
+PRODUCER = web.AppKey("producer", EventProducer)
+WORKERS = web.AppKey("workers", WorkerClient)
+AUTH = web.AppKey("auth", Authenticator)

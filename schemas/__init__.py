@@ -1,0 +1,62 @@
+"""Avro schemas of deploystream's topics: the public contract, kept as ``.avsc`` files.
+
+Records are encoded as schemaless Avro binary (no registry framing): other services read
+them with any Avro library and the ``.avsc`` files in this folder. A union of records is
+written and read as ``(full record name, record)``.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import load_schema
+
+__all__ = ["SCHEMA_DIR", "AvroCodec", "AvroDecodeError", "load"]
+
+SCHEMA_DIR = Path(str(resources.files(__name__)))
+
+
+class AvroDecodeError(ValueError):
+    """Bytes that are not a valid record of the expected schema."""
+
+
+def load(name: str) -> Any:
+    """Parse ``schemas/deploystream.<name>.avsc`` with every named type it references."""
+    return load_schema(str(SCHEMA_DIR / f"deploystream.{name}.avsc"))
+
+
+class AvroCodec:
+    """Encodes and decodes one record type as schemaless Avro binary."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.schema = parse_schema(load(name))
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        """Serialise ``record``; raises ``ValueError``-family errors on a shape mismatch."""
+        buffer = io.BytesIO()
+        schemaless_writer(buffer, self.schema, record, strict_allow_default=True)
+        return buffer.getvalue()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        """Deserialise ``data``; trailing garbage or truncation raises AvroDecodeError."""
+        buffer = io.BytesIO(data)
+        try:
+            record = schemaless_reader(
+                buffer,
+                self.schema,
+                None,
+                return_record_name=True,
+                return_record_name_override=True,
+            )
+        except Exception as exc:
+            msg = f"not a valid {self.name} record: {exc!r}"
+            raise AvroDecodeError(msg) from exc
+        if buffer.tell() != len(data) or not isinstance(record, dict):
+            msg = f"not a valid {self.name} record: {len(data) - buffer.tell()} trailing bytes"
+            raise AvroDecodeError(msg)
+        return record

@@ -1,0 +1,38 @@
+"""``python -m streams``: run one worker until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import faust
+
+from streams.app import create_app
+from streams.errors import StreamsError
+from streams.settings import WorkerSettings
+from streams.topics import ensure_topic
+
+
+def main() -> int:
+    """Build settings once, make sure the topic exists, then hand over to faust's Worker."""
+    settings = WorkerSettings()
+    try:
+        ensure_topic(
+            settings.kafka_bootstrap,
+            settings.deployments_topic,
+            settings.partitions,
+            settings.replication_factor,
+        )
+    except StreamsError as exc:
+        logging.basicConfig(level=logging.INFO)
+        logging.getLogger("streams").error("cannot start: %s", exc)
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

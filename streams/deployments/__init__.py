@@ -1,0 +1,1 @@
+"""The deployments domain: events in, current state out."""

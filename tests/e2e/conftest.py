@@ -1,0 +1,112 @@
+"""The whole stack as processes: the session's broker, then worker(s) and gateway per module."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from deploystream.kafka.broker import free_port
+from deploystream.kafka.provision import ProvidedBroker
+from deploystream.stack import ServiceProcess, StackConfig, gateway_process, worker_process
+from streams.topics import ensure_topic
+
+API = "/rest/deployments/0.1"
+
+
+@dataclass
+class Stack:
+    """A running stack and an HTTP client for its gateway."""
+
+    config: StackConfig
+    workers: list[ServiceProcess]
+    gateway: ServiceProcess
+    http: httpx.Client
+
+    @property
+    def base_url(self) -> str:
+        """The gateway's URL."""
+        return f"http://127.0.0.1:{self.config.gateway_port}"
+
+    def submit(self, *deployments: dict[str, Any], **extra: Any) -> httpx.Response:
+        """POST deployments to the bulk endpoint."""
+        return self.http.post(f"{API}/bulk", json={"deployments": list(deployments), **extra})
+
+    def path(self, pipeline: str, environment: str, number: int | str) -> str:
+        """The deployment path, with identifiers percent-encoded as clients do."""
+        return (
+            f"{API}/pipelines/{quote(pipeline, safe='')}/environments/"
+            f"{quote(environment, safe='')}/deployments/{number}"
+        )
+
+    def wait_for(
+        self,
+        path: str,
+        predicate: Callable[[httpx.Response], bool],
+        timeout: float = 30.0,
+    ) -> httpx.Response:
+        """GET ``path`` until ``predicate`` holds; the last response otherwise (assert on it)."""
+        deadline = time.monotonic() + timeout
+        response = self.http.get(path)
+        while not predicate(response) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            response = self.http.get(path)
+        return response
+
+
+def start_stack(
+    kafka: ProvidedBroker,
+    tmp: Path,
+    *,
+    workers: int = 1,
+    partitions: int = 8,
+    env: dict[str, str] | None = None,
+) -> Stack:
+    """Start ``workers`` workers and a gateway on a topic and app id of their own."""
+    suffix = tmp.name[-12:].replace("_", "-")
+    config = StackConfig(
+        bootstrap=kafka.bootstrap,
+        gateway_port=free_port(),
+        worker_ports=[free_port() for _ in range(workers)],
+        data_dir=tmp / "data",
+        log_dir=tmp / "logs",
+        partitions=partitions,
+        topic=f"deployments-{suffix}",
+        app_id=f"deploystream-{suffix}",
+        extra_env={"DEPLOYSTREAM_DEV_MODE": "true", **(env or {})},
+    )
+    ensure_topic(kafka.bootstrap, config.topic, partitions, 1)
+    started = [worker_process(config, i).start() for i in range(workers)]
+    gateway = gateway_process(config).start()
+    try:
+        for worker in started:
+            worker.wait_ready(120)
+        gateway.wait_ready(60)
+    except Exception:
+        for service in (gateway, *started):
+            service.stop()
+        for service in (gateway, *started):
+            print(f"--- {service.name} log ---\n{service.log_path.read_text()[-5000:]}")
+        raise
+    return Stack(
+        config,
+        started,
+        gateway,
+        httpx.Client(base_url=f"http://127.0.0.1:{config.gateway_port}", timeout=30),
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One worker and a gateway, shared by the tests of a module."""
+    running = start_stack(kafka, tmp_path_factory.mktemp("stack"))
+    yield running
+    running.http.close()
+    for service in (running.gateway, *running.workers):
+        service.stop()

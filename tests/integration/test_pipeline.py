@@ -1,0 +1,153 @@
+"""Walking skeleton: an Avro event from the gateway's producer reaches the RocksDB table of a
+real worker process and is read back through the worker's web view."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from deploystream.kafka.broker import free_port
+from deploystream.kafka.provision import ProvidedBroker
+from deploystream.stack import ServiceProcess, StackConfig, worker_process
+from gateway.events import EventCodecs, deployment_deleted, deployment_submitted
+from gateway.producer import EventProducer
+from gateway.settings import GatewaySettings
+from gateway.validation import DeploymentData
+from streams.topics import ensure_topic
+
+
+def _deployment(usn: int, name: str) -> DeploymentData:
+    return msgspec.convert(
+        {
+            "deploymentSequenceNumber": 42,
+            "updateSequenceNumber": usn,
+            "displayName": name,
+            "url": "https://ci/1",
+            "description": "d",
+            "lastUpdated": "2026-01-01T00:00:00Z",
+            "state": "successful",
+            "issueKeys": ["OPS-1"],
+            "pipeline": {"id": "pipe", "displayName": "P", "url": "https://ci"},
+            "environment": {"id": "prod", "displayName": "Prod", "type": "production"},
+        },
+        DeploymentData,
+    )
+
+
+@pytest.fixture(scope="module")
+def worker(
+    kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[StackConfig, ServiceProcess]]:
+    tmp = tmp_path_factory.mktemp("pipeline")
+    config = StackConfig(
+        bootstrap=kafka.bootstrap,
+        gateway_port=0,
+        worker_ports=[free_port()],
+        data_dir=tmp / "data",
+        log_dir=tmp / "logs",
+        topic=f"skeleton-{tmp.name[-8:]}",
+        app_id=f"skeleton-{tmp.name[-8:]}",
+    )
+    ensure_topic(kafka.bootstrap, config.topic, config.partitions, 1)
+    process = worker_process(config).start()
+    try:
+        process.wait_ready(120)
+    except Exception:
+        process.stop()
+        print(Path(process.log_path).read_text()[-4000:])
+        raise
+    yield config, process
+    assert process.stop() == 0, "the worker should exit cleanly on SIGTERM"
+
+
+def _lookup(port: int, key: bytes) -> httpx.Response:
+    encoded = base64.urlsafe_b64encode(key).decode()
+    return httpx.get(
+        f"http://127.0.0.1:{port}/internal/deployments", params={"key": encoded}, timeout=10
+    )
+
+
+def _wait(port: int, key: bytes, predicate: Callable[[httpx.Response], bool]) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    response = _lookup(port, key)
+    while not predicate(response) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        response = _lookup(port, key)
+    return response
+
+
+async def test_produced_event_is_applied_and_readable_through_the_worker(
+    kafka: ProvidedBroker, worker: tuple[StackConfig, ServiceProcess]
+) -> None:
+    config, _ = worker
+    settings = GatewaySettings(kafka_bootstrap=kafka.bootstrap, deployments_topic=config.topic)
+    codecs = EventCodecs()
+    producer = EventProducer(settings)
+    producer.start()
+    try:
+        key = codecs.encode_key("tenant-a", "pipe", "prod", 42)
+        await producer.send(
+            config.topic,
+            [deployment_submitted(codecs, "tenant-a", _deployment(2, "two"), {"team": "x"}, None)],
+        )
+        port = config.worker_ports[0]
+        found = _wait(port, key, lambda r: r.status_code == 200)
+        assert found.status_code == 200, found.text
+        body = found.json()
+        assert body["deployment"]["displayName"] == "two"
+        assert body["deployment"]["updateSequenceNumber"] == 2
+        assert body["properties"] == {"team": "x"}
+
+        # An older update is applied after the newer one and changes nothing.
+        await producer.send(
+            config.topic,
+            [deployment_submitted(codecs, "tenant-a", _deployment(1, "one"), {}, None)],
+        )
+        await producer.send(
+            config.topic,
+            [deployment_submitted(codecs, "tenant-a", _deployment(3, "three"), {}, None)],
+        )
+        latest = _wait(
+            port,
+            key,
+            lambda r: r.status_code == 200 and r.json()["deployment"]["displayName"] == "three",
+        )
+        assert latest.json()["deployment"]["updateSequenceNumber"] == 3
+
+        # Another tenant's identical triple is a different key.
+        other = codecs.encode_key("tenant-b", "pipe", "prod", 42)
+        assert _lookup(port, other).status_code == 404
+
+        await producer.send(
+            config.topic, [deployment_deleted(codecs, "tenant-a", "pipe", "prod", 42, None)]
+        )
+        gone = _wait(port, key, lambda r: r.status_code == 404)
+        assert gone.status_code == 404
+    finally:
+        producer.close()
+
+
+def test_worker_serves_health_readiness_and_metrics(
+    worker: tuple[StackConfig, ServiceProcess],
+) -> None:
+    config, _ = worker
+    base = f"http://127.0.0.1:{config.worker_ports[0]}"
+    assert httpx.get(f"{base}/healthz").status_code == 200
+    assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+    metrics = httpx.get(f"{base}/metrics").text
+    assert "deploystream_worker_events_total" in metrics
+
+
+def test_debug_endpoints_that_expose_table_data_are_disabled(
+    worker: tuple[StackConfig, ServiceProcess],
+) -> None:
+    config, _ = worker
+    base = f"http://127.0.0.1:{config.worker_ports[0]}"
+    assert httpx.get(f"{base}/table/").status_code == 404
+    assert httpx.get(f"{base}/router/").status_code == 404
