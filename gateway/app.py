@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from importlib import resources
+
+import orjson
+import yaml
 
 from aiohttp import web
 
 from gateway.auth import Authenticator
 from gateway.events import EventCodecs
-from gateway.keys import AUTH, CODECS, METRICS, PRODUCER, SETTINGS, WORKERS
+from gateway.keys import AUTH, CODECS, METRICS, OPENAPI, PRODUCER, SETTINGS, WORKERS
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import error_middleware
@@ -36,6 +40,12 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     await client.close()
 
 
+def openapi_json() -> bytes:
+    """``gateway/openapi.yaml`` rendered as JSON."""
+    text = resources.files("gateway").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    return orjson.dumps(yaml.safe_load(text))
+
+
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway; Kafka and worker clients start with the app and stop with it."""
     app = web.Application(
@@ -47,6 +57,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[METRICS] = GatewayMetrics()
     app[CODECS] = EventCodecs()
     app[AUTH] = Authenticator(settings)
+    app[OPENAPI] = openapi_json()
     app.cleanup_ctx.append(_kafka)
     app.cleanup_ctx.append(_workers)
     setup_routes(app)

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.events import deployment_deleted, deployment_submitted
-from gateway.keys import AUTH, CODECS, METRICS, PRODUCER, SETTINGS, WORKERS
+from gateway.keys import AUTH, CODECS, METRICS, OPENAPI, PRODUCER, SETTINGS, WORKERS
 from gateway.validation import INT64_MAX, INT64_MIN, parse_submission
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "get_deployment",
     "healthz",
     "metrics",
+    "openapi_document",
     "readyz",
     "submit_deployments",
 ]
@@ -136,6 +137,11 @@ async def delete_deployment(request: web.Request) -> web.Response:
     event = deployment_deleted(app[CODECS], tenant, pipeline_id, environment_id, number, usn)
     await app[PRODUCER].send(app[SETTINGS].deployments_topic, [event])
     return web.Response(status=202)
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The OpenAPI document of this gateway."""
+    return web.Response(body=request.app[OPENAPI], content_type=JSON)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.producer import EventProducer
 from gateway.settings import GatewaySettings
 
-__all__ = ["AUTH", "CODECS", "METRICS", "PRODUCER", "SETTINGS", "WORKERS"]
+__all__ = ["AUTH", "CODECS", "METRICS", "OPENAPI", "PRODUCER", "SETTINGS", "WORKERS"]
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 CODECS = web.AppKey("codecs", EventCodecs)
@@ -19,3 +19,4 @@ METRICS = web.AppKey("metrics", GatewayMetrics)
 PRODUCER = web.AppKey("producer", EventProducer)
 WORKERS = web.AppKey("workers", WorkerClient)
 AUTH = web.AppKey("auth", Authenticator)
+OPENAPI = web.AppKey("openapi", bytes)

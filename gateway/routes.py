@@ -21,6 +21,7 @@ def setup_routes(app: web.Application) -> None:
         app.router.add_post(prefix + "/bulk", handlers.submit_deployments)
         app.router.add_get(prefix + DEPLOYMENT, handlers.get_deployment, allow_head=False)
         app.router.add_delete(prefix + DEPLOYMENT, handlers.delete_deployment)
+    app.router.add_get("/openapi.json", handlers.openapi_document, allow_head=False)
     app.router.add_get("/healthz", handlers.healthz, allow_head=False)
     app.router.add_get("/readyz", handlers.readyz, allow_head=False)
     app.router.add_get("/metrics", handlers.metrics, allow_head=False)

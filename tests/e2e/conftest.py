@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import ProvidedBroker
@@ -44,6 +45,34 @@ class Stack:
             f"{API}/pipelines/{quote(pipeline, safe='')}/environments/"
             f"{quote(environment, safe='')}/deployments/{number}"
         )
+
+    def wait_caught_up(self, timeout: float = 30.0) -> None:
+        """Block until the workers committed every record on the topic: all that was sent
+        before this call has been applied (faust commits only after processing)."""
+        consumer = Consumer(
+            {"bootstrap.servers": self.config.bootstrap, "group.id": self.config.app_id}
+        )
+        try:
+            partitions = [
+                TopicPartition(self.config.topic, p) for p in range(self.config.partitions)
+            ]
+            marks = [consumer.get_watermark_offsets(tp, timeout=10) for tp in partitions]
+            ends = [high for _, high in marks]
+            deadline = time.monotonic() + timeout
+            while True:
+                committed = [tp.offset for tp in consumer.committed(partitions, timeout=10)]
+                # An empty partition has no committed offset (negative) and nothing to apply.
+                if all(
+                    c >= high or (c < 0 and low >= high)
+                    for c, (low, high) in zip(committed, marks, strict=True)
+                ):
+                    return
+                if time.monotonic() > deadline:
+                    msg = f"workers did not catch up: committed {committed}, end {ends}"
+                    raise TimeoutError(msg)
+                time.sleep(0.2)
+        finally:
+            consumer.close()
 
     def wait_for(
         self,

@@ -1,0 +1,68 @@
+"""Kafka down: the gateway answers 503 with Retry-After, never 202, and is not ready."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploystream.kafka.broker import free_port
+from deploystream.stack import ServiceProcess, StackConfig, gateway_process
+from tests.e2e.test_deployments_api import deployment
+
+
+@pytest.fixture(scope="module")
+def gateway_without_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    tmp: Path = tmp_path_factory.mktemp("nokafka")
+    config = StackConfig(
+        bootstrap=f"127.0.0.1:{free_port()}",  # nothing listens there
+        gateway_port=free_port(),
+        worker_ports=[free_port()],
+        data_dir=tmp / "data",
+        log_dir=tmp / "logs",
+        extra_env={"DEPLOYSTREAM_DEV_MODE": "true", "DEPLOYSTREAM_PRODUCE_TIMEOUT_S": "2"},
+    )
+    gateway: ServiceProcess = gateway_process(config)
+    gateway.ready_url = gateway.ready_url.replace("/readyz", "/healthz")
+    gateway.start().wait_ready(60)
+    with httpx.Client(base_url=f"http://127.0.0.1:{config.gateway_port}", timeout=30) as client:
+        yield client
+    assert gateway.stop() == 0
+
+
+def test_submission_is_refused_with_503_and_retry_after(
+    gateway_without_kafka: httpx.Client,
+) -> None:
+    response = gateway_without_kafka.post(
+        "/rest/deployments/0.1/bulk", json={"deployments": [deployment(number=1)]}
+    )
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert "Kafka" in response.json()[0]["message"]
+
+
+def test_delete_is_refused_with_503(gateway_without_kafka: httpx.Client) -> None:
+    response = gateway_without_kafka.delete(
+        "/rest/deployments/0.1/pipelines/p/environments/e/deployments/1"
+    )
+    assert response.status_code == 503
+    assert "Retry-After" in response.headers
+
+
+def test_readiness_reports_kafka_unreachable(gateway_without_kafka: httpx.Client) -> None:
+    response = gateway_without_kafka.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["kafka"] is False
+
+
+def test_invalid_submission_is_still_a_400_without_kafka(
+    gateway_without_kafka: httpx.Client,
+) -> None:
+    response = gateway_without_kafka.post(
+        "/rest/deployments/0.1/bulk",
+        content=b"{",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
