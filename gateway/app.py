@@ -7,7 +7,6 @@ from importlib import resources
 
 import orjson
 import yaml
-
 from aiohttp import web
 
 from gateway.auth import Authenticator
