@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
 import signal
 import sys
 import threading
@@ -11,10 +13,12 @@ from pathlib import Path
 from types import FrameType
 
 import click
+import httpx
 
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
 from deploystream.stack import StackConfig, gateway_process, worker_process
+from gateway.clients import development_clients_yaml, hash_secret, new_secret
 from streams.settings import WorkerSettings
 from streams.topics import ensure_topic
 
@@ -38,6 +42,29 @@ SAMPLE = {
         }
     ]
 }
+
+
+DEV_CLIENT = "dev"
+
+
+def _private_file(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    path.chmod(0o600)
+
+
+def _development_credentials(var_dir: Path) -> tuple[dict[str, str], str]:
+    """A clients file with the development client and a token signing key, both under
+    ``var_dir`` (mode 0600); the secret is DEPLOYSTREAM_DEV_SECRET or a fresh random one."""
+    secret = os.environ.get("DEPLOYSTREAM_DEV_SECRET") or new_secret()
+    clients = var_dir / "clients.yaml"
+    _private_file(clients, development_clients_yaml(DEV_CLIENT, secret))
+    _private_file(var_dir / "dev-client.json", json.dumps({"id": DEV_CLIENT, "secret": secret}))
+    env = {
+        "DEPLOYSTREAM_CLIENTS_FILE": str(clients),
+        "DEPLOYSTREAM_TOKEN_SIGNING_KEY": secrets.token_urlsafe(48),
+    }
+    return env, secret
 
 
 def _stop_on_signals() -> threading.Event:
@@ -81,6 +108,7 @@ def run(
     """Start broker, worker and gateway on 127.0.0.1 until Ctrl-C or SIGTERM."""
     stop = _stop_on_signals()
     var_dir = var_dir.resolve()
+    credentials, secret = _development_credentials(var_dir)
     with provide_broker(port=kafka_port, work_dir=var_dir / "kafka") as broker:
         settings = WorkerSettings(kafka_bootstrap=broker.bootstrap, partitions=partitions)
         ensure_topic(broker.bootstrap, settings.deployments_topic, partitions, 1)
@@ -91,7 +119,7 @@ def run(
             data_dir=var_dir / "data",
             log_dir=var_dir / "logs",
             partitions=partitions,
-            extra_env={"DEPLOYSTREAM_DEV_MODE": "true"},
+            extra_env=credentials,
         )
         worker = worker_process(config).start()
         gateway = gateway_process(config).start()
@@ -104,12 +132,16 @@ def run(
                 f"  gateway  {base}   (/healthz /readyz /metrics)\n"
                 f"  worker   http://127.0.0.1:{worker_port}   (/healthz /readyz /metrics)\n"
                 f"  logs     {config.log_dir}\n\n"
-                "Development mode: requests are not authenticated; all data belongs to the\n"
-                "'dev' tenant. Try:\n\n"
-                f"  curl -sS -X POST {base}/rest/deployments/0.1/bulk \\\n"
+                f"Development client '{DEV_CLIENT}' (every scope), secret: {secret}\n"
+                f"  (clients file {credentials['DEPLOYSTREAM_CLIENTS_FILE']};"
+                " set DEPLOYSTREAM_DEV_SECRET to choose the secret)\n\n"
+                "Try:\n\n"
+                f"  curl -sS -u {DEV_CLIENT}:{secret} -X POST {base}/rest/deployments/0.1/bulk \\\n"
                 f"    -H 'Content-Type: application/json' -d '{json.dumps(SAMPLE)}'\n"
-                f"  curl -sS {base}/rest/deployments/0.1/pipelines/web/environments/prod"
-                "/deployments/1\n\nCtrl-C stops everything.\n"
+                f"  curl -sS -u {DEV_CLIENT}:{secret} {base}/rest/deployments/0.1/pipelines/web"
+                "/environments/prod/deployments/1\n"
+                f"  TOKEN=$(.venv/bin/deploystream token)   # a Bearer token for scripts\n\n"
+                "Ctrl-C stops everything.\n"
             )
             while not stop.wait(1.0):
                 for service in (worker, gateway):
@@ -120,6 +152,52 @@ def run(
             for service in (gateway, worker):
                 code = service.stop()
                 logger.info("%s stopped (exit %s)", service.name, code)
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="Gateway URL.")
+@click.option("--client-id", envvar="DEPLOYSTREAM_CLIENT_ID", help="Default: the dev client.")
+@click.option("--client-secret", envvar="DEPLOYSTREAM_CLIENT_SECRET", help="Default: dev secret.")
+@click.option("--scope", multiple=True, help="OAuth scope to ask for (repeatable).")
+@click.option("--var-dir", default=Path("var"), type=click.Path(path_type=Path), show_default=True)
+def token(
+    url: str,
+    client_id: str | None,
+    client_secret: str | None,
+    scope: tuple[str, ...],
+    var_dir: Path,
+) -> None:
+    """Print an OAuth access token (client credentials) for scripts."""
+    if client_id is None or client_secret is None:
+        dev_file = var_dir / "dev-client.json"
+        if not dev_file.exists():
+            msg = "give --client-id/--client-secret, or start `make run` for the dev client"
+            raise click.UsageError(msg)
+        dev = json.loads(dev_file.read_text())
+        client_id, client_secret = client_id or dev["id"], client_secret or dev["secret"]
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
+    if scope:
+        form["scope"] = " ".join(scope)
+    try:
+        response = httpx.post(f"{url.rstrip('/')}/oauth/token", data=form, timeout=10)
+    except httpx.HTTPError as exc:
+        msg = f"cannot reach {url}: {exc}"
+        raise click.ClickException(msg) from exc
+    if response.status_code != 200:
+        msg = f"token request failed ({response.status_code}): {response.text}"
+        raise click.ClickException(msg)
+    click.echo(response.json()["access_token"])
+
+
+@main.command()
+def secret() -> None:
+    """Generate a client secret / API token and the hash to put in the clients file."""
+    value = new_secret()
+    click.echo(f"secret: {value}\nhash:   {hash_secret(value)}")
 
 
 @main.command()

@@ -110,11 +110,18 @@ class StackConfig:
     app_id: str = "deploystream"
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def state_topic(self) -> str:
+        """The workers' state topic, named after ``topic`` so that stacks sharing a broker
+        (the tests) never share a table changelog: ``deployments`` -> ``deployments-state``."""
+        return f"{self.topic}-state"
+
     def common_env(self) -> dict[str, str]:
         """Variables both services read."""
         return {
             "DEPLOYSTREAM_KAFKA_BOOTSTRAP": self.bootstrap,
             "DEPLOYSTREAM_DEPLOYMENTS_TOPIC": self.topic,
+            "DEPLOYSTREAM_STATE_TOPIC": self.state_topic,
             "DEPLOYSTREAM_PARTITIONS": str(self.partitions),
             "DEPLOYSTREAM_APP_ID": self.app_id,
             **self.extra_env,

@@ -11,11 +11,12 @@ from aiohttp import web
 
 from gateway.auth import Authenticator
 from gateway.events import EventCodecs
-from gateway.keys import AUTH, CODECS, METRICS, OPENAPI, PRODUCER, SETTINGS, WORKERS
+from gateway.keys import AUTH, CODECS, LIMITER, METRICS, OPENAPI, PRODUCER, SETTINGS, WORKERS
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import error_middleware
+from gateway.middleware import auth_middleware, error_middleware
 from gateway.producer import EventProducer
+from gateway.ratelimit import RateLimiter
 from gateway.routes import setup_routes
 from gateway.settings import GatewaySettings
 
@@ -48,7 +49,7 @@ def openapi_json() -> bytes:
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway; Kafka and worker clients start with the app and stop with it."""
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[error_middleware, auth_middleware],
         # The submit handler enforces its own limit before parsing; this caps everything else.
         client_max_size=settings.max_body_bytes,
     )
@@ -56,6 +57,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[METRICS] = GatewayMetrics()
     app[CODECS] = EventCodecs()
     app[AUTH] = Authenticator(settings)
+    app[LIMITER] = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app[OPENAPI] = openapi_json()
     app.cleanup_ctx.append(_kafka)
     app.cleanup_ctx.append(_workers)

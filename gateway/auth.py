@@ -1,36 +1,305 @@
-"""Who is calling: the tenant of a request.
+"""Who is calling: every ``Authorization`` style real Jira clients send.
 
-Until client authentication lands, the gateway only runs in development mode, where every
-request belongs to the configured development tenant. The tenant is part of every key already.
+- ``JWT <token>``: Atlassian Connect. HS256 with the client's shared secret, ``iss`` = client
+  key, ``iat``/``exp`` and ``qsh`` (hash of the canonical request) verified.
+- ``Bearer <token>``: an access token from ``POST /oauth/token`` (client credentials), or a
+  Connect JWT sent as a bearer token.
+- ``Basic <client id:API token>``.
+
+The authenticated client is the tenant. Failures never reveal whether a client id exists.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+import base64
+import binascii
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
-from gateway.errors import GatewayError
+import jwt
+
+from gateway.clients import Client, ClientRegistry, ClientsFileError, Scope, hash_secret
+from gateway.errors import Unauthorized
 from gateway.settings import GatewaySettings
 
-__all__ = ["Authenticator", "ConfigurationError"]
+__all__ = ["Authenticator", "Principal", "query_string_hash", "required_scope", "requires"]
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ISSUER = "deploystream"  # noqa: S105 (a name, not a secret)
+TOKEN_AUDIENCE = "deploystream-api"  # noqa: S105
+# Compared against when the client id is unknown, so both paths cost the same.
+_DUMMY_HASH = hash_secret(secrets.token_urlsafe(32))
+_MAX_HEADER = 8192
 
 
-class ConfigurationError(GatewayError):
-    """The gateway cannot start with these settings."""
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated client and what it may do."""
+
+    client_id: str
+    scopes: frozenset[Scope]
+    rate_limit_per_s: float | None = None
+    rate_limit_burst: int | None = None
+    approves_for: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, client: Client, scopes: frozenset[Scope] | None = None) -> Principal:
+        """The principal of ``client``, optionally with fewer scopes (an access token's)."""
+        return cls(
+            client.id,
+            client.scopes if scopes is None else scopes & client.scopes,
+            client.rate_limit_per_s,
+            client.rate_limit_burst,
+            client.approves_for,
+        )
+
+    @property
+    def tenant(self) -> str:
+        """Data belongs to the client that wrote it."""
+        return self.client_id
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def requires(scope: Scope) -> Callable[[Handler], Handler]:
+    """Mark a handler as needing an authenticated client with ``scope``."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.required_scope = scope  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def required_scope(handler: object) -> Scope | None:
+    """The scope a handler needs; ``None`` for public routes (health, token endpoint)."""
+    scope = getattr(handler, "required_scope", None)
+    return scope if isinstance(scope, Scope) else None
+
+
+def _encode(value: str) -> str:
+    # RFC 3986 percent-encoding, as Atlassian's canonical request uses.
+    return quote(value, safe="-_.~")
+
+
+def query_string_hash(method: str, raw_path: str, query: Iterable[tuple[str, str]]) -> str:
+    """The Connect ``qsh``: SHA-256 of ``METHOD&path&sorted-query`` (``jwt`` excluded)."""
+    path = raw_path or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    path = path.replace("&", "%26")
+    grouped: dict[str, list[str]] = {}
+    for key, value in query:
+        if key != "jwt":
+            grouped.setdefault(_encode(key), []).append(_encode(value))
+    canonical_query = "&".join(
+        f"{key}={','.join(sorted(values))}" for key, values in sorted(grouped.items())
+    )
+    canonical = f"{method.upper()}&{path}&{canonical_query}"
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Authenticator:
-    """Resolves the tenant of each request."""
+    """Verifies credentials against the clients file and issues access tokens."""
 
     def __init__(self, settings: GatewaySettings) -> None:
-        if not settings.dev_mode:
-            msg = (
-                "client authentication is not configured; set DEPLOYSTREAM_DEV_MODE=true to run "
-                "the unauthenticated development mode"
+        self._leeway = settings.jwt_leeway_s
+        self._ttl = settings.token_ttl_s
+        if settings.clients_file is not None:
+            self.registry = ClientRegistry.from_file(settings.clients_file)
+        elif settings.dev_mode:
+            secret = (
+                settings.dev_secret.get_secret_value()
+                if settings.dev_secret
+                else secrets.token_urlsafe(32)
             )
-            raise ConfigurationError(msg)
-        self._dev_tenant = settings.dev_tenant
+            if settings.dev_secret is None:
+                logger.warning(
+                    "development client %r has the random secret %s",
+                    settings.dev_client_id,
+                    secret,
+                )
+            self.registry = ClientRegistry.development(settings.dev_client_id, secret)
+        else:
+            msg = (
+                "DEPLOYSTREAM_CLIENTS_FILE is required (or DEPLOYSTREAM_DEV_MODE=true for a "
+                "development client)"
+            )
+            raise ClientsFileError(msg)
+        if settings.token_signing_key is not None:
+            self._signing_key = settings.token_signing_key.get_secret_value()
+        elif settings.dev_mode:
+            self._signing_key = secrets.token_urlsafe(32)
+        else:
+            msg = "DEPLOYSTREAM_TOKEN_SIGNING_KEY is required outside development mode"
+            raise ClientsFileError(msg)
+        if len(self._signing_key) < 32:
+            msg = "DEPLOYSTREAM_TOKEN_SIGNING_KEY must be at least 32 characters"
+            raise ClientsFileError(msg)
 
-    def tenant(self, request: web.Request) -> str:
-        """The tenant that owns everything this request reads or writes."""
-        del request
-        return self._dev_tenant
+    # -- authentication -------------------------------------------------------------------
+
+    def authenticate(
+        self,
+        authorization: str | None,
+        method: str,
+        raw_path: str,
+        query: Iterable[tuple[str, str]],
+    ) -> Principal:
+        """The caller of a request, or Unauthorized."""
+        if not authorization:
+            msg = "Unauthorized: the Authorization header is missing."
+            raise Unauthorized(msg)
+        if len(authorization) > _MAX_HEADER:
+            raise Unauthorized
+        scheme, _, credentials = authorization.strip().partition(" ")
+        credentials = credentials.strip()
+        scheme = scheme.lower()
+        if not credentials:
+            raise Unauthorized
+        if scheme == "jwt":
+            return self._connect_jwt(credentials, method, raw_path, query)
+        if scheme == "bearer":
+            return self._bearer(credentials, method, raw_path, query)
+        if scheme == "basic":
+            return self._basic(credentials)
+        msg = "Unauthorized: use a JWT, Bearer or Basic Authorization header."
+        raise Unauthorized(msg)
+
+    def _unverified_claims(self, token: str) -> Mapping[str, object]:
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized from exc
+        if header.get("alg") != "HS256" or not isinstance(claims, dict):
+            raise Unauthorized
+        return claims
+
+    def _bearer(
+        self, token: str, method: str, raw_path: str, query: Iterable[tuple[str, str]]
+    ) -> Principal:
+        claims = self._unverified_claims(token)
+        if claims.get("iss") == TOKEN_ISSUER:
+            return self._access_token(token)
+        return self._connect_jwt(token, method, raw_path, query)
+
+    def _access_token(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._signing_key,
+                algorithms=["HS256"],
+                audience=TOKEN_AUDIENCE,
+                issuer=TOKEN_ISSUER,
+                leeway=self._leeway,
+                options={"require": ["iss", "sub", "aud", "iat", "exp", "scope"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            msg = "Unauthorized: the access token has expired."
+            raise Unauthorized(msg) from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized from exc
+        client = self.registry.get(str(claims["sub"]))
+        if client is None:  # removed from the clients file since the token was issued
+            raise Unauthorized
+        granted = set()
+        for name in str(claims["scope"]).split():
+            try:
+                granted.add(Scope.parse(name))
+            except ValueError:
+                continue
+        return Principal.of(client, frozenset(granted))
+
+    def _connect_jwt(
+        self, token: str, method: str, raw_path: str, query: Iterable[tuple[str, str]]
+    ) -> Principal:
+        claims = self._unverified_claims(token)
+        issuer = claims.get("iss")
+        client = self.registry.get(issuer) if isinstance(issuer, str) else None
+        # Unknown clients are verified against a throwaway key: same cost, same answer.
+        key = client.shared_secret if client and client.shared_secret else _DUMMY_HASH
+        try:
+            verified = jwt.decode(
+                token,
+                key,
+                algorithms=["HS256"],
+                leeway=self._leeway,
+                options={"require": ["iss", "iat", "exp", "qsh"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            if client is None:
+                raise Unauthorized from exc
+            msg = "Unauthorized: the JWT has expired."
+            raise Unauthorized(msg) from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized from exc
+        if client is None or client.shared_secret is None:
+            raise Unauthorized
+        expected = query_string_hash(method, raw_path, query)
+        if not secrets.compare_digest(str(verified["qsh"]), expected):
+            msg = "Unauthorized: the JWT's qsh does not match this request."
+            raise Unauthorized(msg)
+        return Principal.of(client)
+
+    def _basic(self, credentials: str) -> Principal:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise Unauthorized from exc
+        client_id, separator, token = decoded.partition(":")
+        if not separator:
+            raise Unauthorized
+        client = self.registry.get(client_id)
+        stored = client.api_token_hashes if client else (_DUMMY_HASH,)
+        presented = hash_secret(token)
+        matched = False
+        for digest in stored or (_DUMMY_HASH,):
+            matched |= secrets.compare_digest(presented, digest)
+        if client is None or not matched:
+            raise Unauthorized
+        return Principal.of(client)
+
+    # -- OAuth 2.0 client credentials -----------------------------------------------------
+
+    def client_credentials(self, client_id: str, client_secret: str) -> Client | None:
+        """The client when ``client_secret`` is its OAuth secret, else ``None``."""
+        client = self.registry.get(client_id)
+        stored = client.client_secret_hash if client and client.client_secret_hash else None
+        matched = secrets.compare_digest(hash_secret(client_secret), stored or _DUMMY_HASH)
+        return client if client is not None and stored is not None and matched else None
+
+    def issue_token(self, client: Client, scopes: frozenset[Scope]) -> dict[str, object]:
+        """A signed, short-lived access token for ``scopes`` (a subset of the client's)."""
+        now = int(time.time())
+        scope = " ".join(sorted(s.oauth for s in scopes))
+        token = jwt.encode(
+            {
+                "iss": TOKEN_ISSUER,
+                "sub": client.id,
+                "aud": TOKEN_AUDIENCE,
+                "iat": now,
+                "exp": now + self._ttl,
+                "jti": str(uuid.uuid4()),
+                "scope": scope,
+            },
+            self._signing_key,
+            algorithm="HS256",
+        )
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self._ttl,
+            "scope": scope,
+        }

@@ -7,12 +7,17 @@ from typing import ClassVar
 
 __all__ = [
     "BadRequest",
+    "Conflict",
+    "Forbidden",
     "GatewayError",
     "HTTPError",
     "KafkaUnavailable",
     "NotFound",
+    "OAuthError",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
     "UnsupportedMediaType",
 ]
 
@@ -32,6 +37,10 @@ class HTTPError(GatewayError):
         self.headers = headers or {}
         super().__init__("; ".join(self.messages))
 
+    def body(self) -> object:
+        """The JSON body: the API's documented ``[{"message": ...}]``."""
+        return [{"message": m} for m in self.messages]
+
 
 class BadRequest(HTTPError):
     """The request as a whole is malformed."""
@@ -40,11 +49,62 @@ class BadRequest(HTTPError):
     default_message = "Request has incorrect format."
 
 
+class Unauthorized(HTTPError):
+    """Missing, malformed, expired or wrongly signed credentials. Never says which."""
+
+    status = 401
+    default_message = "Unauthorized: missing or invalid credentials."
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__(
+            *messages,
+            headers={
+                "WWW-Authenticate": 'Bearer realm="deploystream", JWT, Basic realm="deploystream"'
+            },
+        )
+
+
+class Forbidden(HTTPError):
+    """Authenticated, but without the scope this operation requires."""
+
+    status = 403
+    default_message = "Forbidden: the client lacks the scope this operation requires."
+
+
+class TooManyRequests(HTTPError):
+    """The client's rate limit is exhausted."""
+
+    status = 429
+    default_message = "API rate limit has been exceeded."
+
+
+class OAuthError(HTTPError):
+    """An error of the token endpoint, in OAuth 2.0's shape (RFC 6749 section 5.2)."""
+
+    status = 400
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.status = status  # type: ignore[misc]
+
+    def body(self) -> object:
+        """``{"error": ..., "error_description": ...}``."""
+        return {"error": self.error, "error_description": self.messages[0]}
+
+
 class NotFound(HTTPError):
     """No data found for the given ID."""
 
     status = 404
     default_message = "No data found for the given deployment ID."
+
+
+class Conflict(HTTPError):
+    """The request does not fit the current state of the resource."""
+
+    status = 409
+    default_message = "The request conflicts with the current state."
 
 
 class PayloadTooLarge(HTTPError):

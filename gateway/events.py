@@ -12,18 +12,29 @@ import msgspec
 from gateway.validation import DeploymentData, ProviderMetadata
 from schemas import AvroCodec
 
-__all__ = ["EventCodecs", "OutgoingEvent", "deployment_deleted", "deployment_submitted"]
+__all__ = [
+    "EventCodecs",
+    "OutgoingEvent",
+    "deployment_deleted",
+    "deployment_submitted",
+    "deployments_deleted_by_properties",
+    "gating_decision_recorded",
+]
 
 SUBMITTED = "deploystream.DeploymentSubmitted"
 DELETED = "deploystream.DeploymentDeleted"
+DELETED_BY_PROPERTIES = "deploystream.DeploymentsDeletedByProperties"
+GATING_DECIDED = "deploystream.GatingDecisionRecorded"
 
 
 @dataclass(frozen=True, slots=True)
 class OutgoingEvent:
-    """One Kafka record: Avro-encoded key and value."""
+    """One Kafka record: Avro-encoded key and value; ``partition`` only for commands that are
+    written to every partition (no key)."""
 
-    key: bytes
+    key: bytes | None
     value: bytes
+    partition: int | None = None
 
 
 class EventCodecs:
@@ -47,10 +58,13 @@ def _key(tenant: str, pipeline_id: str, environment_id: str, number: int) -> dic
     }
 
 
-def _envelope(key: dict[str, Any], payload: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+def _envelope(
+    tenant: str, key: dict[str, Any] | None, payload: tuple[str, dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "eventId": str(uuid.uuid4()),
         "recordedAt": datetime.now(UTC),
+        "tenant": tenant,
         "key": key,
         "payload": payload,
     }
@@ -78,7 +92,7 @@ def deployment_submitted(
         "providerMetadata": msgspec.to_builtins(provider) if provider else None,
     }
     return OutgoingEvent(
-        codecs.key.encode(key), codecs.event.encode(_envelope(key, (SUBMITTED, payload)))
+        codecs.key.encode(key), codecs.event.encode(_envelope(tenant, key, (SUBMITTED, payload)))
     )
 
 
@@ -94,5 +108,46 @@ def deployment_deleted(
     key = _key(tenant, pipeline_id, environment_id, number)
     payload = {"updateSequenceNumber": update_sequence_number}
     return OutgoingEvent(
-        codecs.key.encode(key), codecs.event.encode(_envelope(key, (DELETED, payload)))
+        codecs.key.encode(key), codecs.event.encode(_envelope(tenant, key, (DELETED, payload)))
+    )
+
+
+def deployments_deleted_by_properties(
+    codecs: EventCodecs,
+    tenant: str,
+    properties: dict[str, str],
+    update_sequence_number: int | None,
+    partitions: int,
+) -> list[OutgoingEvent]:
+    """One ``DeploymentsDeletedByProperties`` per partition, so every worker sees it in order
+    with the submissions before it on its partitions."""
+    events = []
+    for partition in range(partitions):
+        payload = {
+            "properties": properties,
+            "updateSequenceNumber": update_sequence_number,
+            "partition": partition,
+            "partitions": partitions,
+        }
+        value = codecs.event.encode(_envelope(tenant, None, (DELETED_BY_PROPERTIES, payload)))
+        events.append(OutgoingEvent(None, value, partition))
+    return events
+
+
+def gating_decision_recorded(
+    codecs: EventCodecs,
+    tenant: str,
+    pipeline_id: str,
+    environment_id: str,
+    number: int,
+    decision: str,
+    approver: str,
+    reason: str | None,
+) -> OutgoingEvent:
+    """``GatingDecisionRecorded`` for one deployment."""
+    key = _key(tenant, pipeline_id, environment_id, number)
+    payload = {"decision": decision, "approver": approver, "reason": reason}
+    return OutgoingEvent(
+        codecs.key.encode(key),
+        codecs.event.encode(_envelope(tenant, key, (GATING_DECIDED, payload))),
     )

@@ -6,22 +6,54 @@ Handlers only raise HTTP errors; the middleware renders them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
+import msgspec
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
-from gateway.events import deployment_deleted, deployment_submitted
-from gateway.keys import AUTH, CODECS, METRICS, OPENAPI, PRODUCER, SETTINGS, WORKERS
+from gateway.auth import requires
+from gateway.clients import Scope
+from gateway.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    OAuthError,
+    PayloadTooLarge,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
+from gateway.events import (
+    deployment_deleted,
+    deployment_submitted,
+    deployments_deleted_by_properties,
+    gating_decision_recorded,
+)
+from gateway.keys import (
+    AUTH,
+    CODECS,
+    LIMITER,
+    METRICS,
+    OPENAPI,
+    PRINCIPAL,
+    PRODUCER,
+    SETTINGS,
+    WORKERS,
+)
 from gateway.validation import INT64_MAX, INT64_MIN, parse_submission
 
 __all__ = [
+    "decide_gating",
+    "delete_by_properties",
     "delete_deployment",
     "get_deployment",
+    "get_gating_status",
     "healthz",
+    "issue_token",
     "metrics",
     "openapi_document",
     "readyz",
@@ -71,11 +103,12 @@ def _key_of(request: web.Request) -> tuple[str, str, int]:
     return pipeline_id, environment_id, number
 
 
+@requires(Scope.WRITE)
 async def submit_deployments(request: web.Request) -> web.Response:
     """``POST .../bulk``: validate each deployment, write the valid ones to Kafka, 202."""
     app = request.app
     settings, metrics = app[SETTINGS], app[METRICS]
-    tenant = app[AUTH].tenant(request)
+    tenant = request[PRINCIPAL].tenant
     if request.content_type != JSON:
         msg = f"Content-Type must be {JSON}, got {request.content_type or 'nothing'}."
         raise UnsupportedMediaType(msg)
@@ -116,27 +149,86 @@ async def submit_deployments(request: web.Request) -> web.Response:
     )
 
 
+@requires(Scope.READ)
 async def get_deployment(request: web.Request) -> web.Response:
     """``GET .../deployments/{n}``: the stored deployment, 404 when absent."""
     app = request.app
     pipeline_id, environment_id, number = _key_of(request)
-    key = app[CODECS].encode_key(app[AUTH].tenant(request), pipeline_id, environment_id, number)
+    key = app[CODECS].encode_key(request[PRINCIPAL].tenant, pipeline_id, environment_id, number)
     stored = await app[WORKERS].get(key)
     if stored is None:
         raise NotFound
     return json_response(stored["deployment"])
 
 
+@requires(Scope.DELETE)
 async def delete_deployment(request: web.Request) -> web.Response:
     """``DELETE .../deployments/{n}``: a DeploymentDeleted event, 202 once in Kafka."""
     app = request.app
     pipeline_id, environment_id, number = _key_of(request)
     raw = request.query.get("_updateSequenceNumber")
     usn = parse_long(raw, "_updateSequenceNumber") if raw is not None else None
-    tenant = app[AUTH].tenant(request)
+    tenant = request[PRINCIPAL].tenant
     event = deployment_deleted(app[CODECS], tenant, pipeline_id, environment_id, number, usn)
     await app[PRODUCER].send(app[SETTINGS].deployments_topic, [event])
     return web.Response(status=202)
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+async def _token_request(request: web.Request) -> dict[str, str]:
+    body = await read_body(request, 16 * 1024)
+    if request.content_type == JSON:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise OAuthError("invalid_request", "The body is not valid JSON.") from exc
+        if not isinstance(data, dict):
+            raise OAuthError("invalid_request", "The body must be a JSON object.")
+        return {str(k): v for k, v in data.items() if isinstance(v, str)}
+    if request.content_type == FORM:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise OAuthError("invalid_request", "The body is not UTF-8.") from exc
+        return dict(parse_qsl(text, keep_blank_values=True))
+    raise OAuthError("invalid_request", f"Send the token request as {JSON} or {FORM}.")
+
+
+async def issue_token(request: web.Request) -> web.Response:
+    """``POST /oauth/token``: OAuth 2.0 client credentials → a short-lived access token."""
+    app = request.app
+    form = await _token_request(request)
+    client_id, client_secret = form.get("client_id"), form.get("client_secret")
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic ") and client_id is None:
+        # client_secret_basic (RFC 6749 section 2.3.1)
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise OAuthError("invalid_client", "Client authentication failed.", status=401) from exc
+        client_id, _, client_secret = decoded.partition(":")
+    if form.get("grant_type") != "client_credentials":
+        raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials.")
+    if not client_id or not client_secret:
+        raise OAuthError("invalid_request", "client_id and client_secret are required.")
+    verdict = app[LIMITER].take(f"token:{client_id}")
+    if not verdict.allowed:
+        raise TooManyRequests(headers=verdict.headers())
+    client = app[AUTH].client_credentials(client_id, client_secret)
+    if client is None:
+        raise OAuthError("invalid_client", "Client authentication failed.", status=401)
+    requested = form.get("scope", "").split()
+    try:
+        scopes = frozenset(Scope.parse(name) for name in requested) or client.scopes
+    except ValueError as exc:
+        raise OAuthError("invalid_scope", str(exc)) from exc
+    if not scopes <= client.scopes:
+        raise OAuthError("invalid_scope", "The client is not allowed the requested scope.")
+    response = json_response(app[AUTH].issue_token(client, scopes))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def openapi_document(request: web.Request) -> web.Response:
@@ -165,3 +257,112 @@ async def metrics(request: web.Request) -> web.Response:
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
+
+
+@requires(Scope.DELETE)
+async def delete_by_properties(request: web.Request) -> web.Response:
+    """``DELETE .../bulkByProperties?k=v&...``: delete the caller's deployments matching every
+    property; one event per partition, 202 once all are in Kafka."""
+    app = request.app
+    properties: dict[str, str] = {}
+    usn: int | None = None
+    for name, value in request.query.items():
+        if name == "_updateSequenceNumber":
+            usn = parse_long(value, "_updateSequenceNumber")
+        elif not name or name.startswith("_") or ":" in name:
+            msg = f"{name!r}: property keys must be non-empty, without ':' and not start with '_'"
+            raise BadRequest(msg)
+        elif name in properties:
+            msg = f"{name}: give each property once"
+            raise BadRequest(msg)
+        elif len(value) > 255:
+            msg = f"{name}: property values are at most 255 characters"
+            raise BadRequest(msg)
+        else:
+            properties[name] = value
+    if not properties:
+        msg = "At least one property query parameter is required (e.g. ?accountId=account-123)."
+        raise BadRequest(msg)
+    producer = app[PRODUCER]
+    partitions = await asyncio.get_running_loop().run_in_executor(None, producer.partition_count)
+    events = deployments_deleted_by_properties(
+        app[CODECS], request[PRINCIPAL].tenant, properties, usn, partitions
+    )
+    await producer.send(app[SETTINGS].deployments_topic, events)
+    return web.Response(status=202)
+
+
+@requires(Scope.READ)
+async def get_gating_status(request: web.Request) -> web.Response:
+    """``GET .../gating-status``: the gating of a deployment; ``invalid`` if it never asked."""
+    app = request.app
+    pipeline_id, environment_id, number = _key_of(request)
+    key = app[CODECS].encode_key(request[PRINCIPAL].tenant, pipeline_id, environment_id, number)
+    stored = await app[WORKERS].get(key)
+    if stored is None:
+        raise NotFound
+    gating = stored.get("gating")
+    body: dict[str, Any] = {
+        "deploymentSequenceNumber": number,
+        "pipelineId": pipeline_id,
+        "environmentId": environment_id,
+    }
+    if gating is None:
+        body["gatingStatus"] = "invalid"
+        body["details"] = []
+    else:
+        body["gatingStatus"] = gating["status"]
+        body["updatedTimestamp"] = gating["updatedTimestamp"]
+        body["details"] = gating["details"]
+    return json_response(body)
+
+
+class GatingDecision(msgspec.Struct):
+    """Body of the gating-decision extension endpoint."""
+
+    decision: Literal["allowed", "prevented"]
+    reason: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    tenant: str | None = None
+
+
+_DECISION = msgspec.json.Decoder(GatingDecision)
+
+
+@requires(Scope.APPROVE_GATING)
+async def decide_gating(request: web.Request) -> web.Response:
+    """``POST .../gating-decision`` (deploystream extension): an approver allows or prevents a
+    gated deployment; the decision travels as an event like everything else."""
+    app = request.app
+    pipeline_id, environment_id, number = _key_of(request)
+    if request.content_type != JSON:
+        msg = f"Content-Type must be {JSON}."
+        raise UnsupportedMediaType(msg)
+    try:
+        decision = _DECISION.decode(await read_body(request, 16 * 1024))
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        msg = f"Invalid gating decision: {exc}"
+        raise BadRequest(msg) from exc
+    principal = request[PRINCIPAL]
+    tenant = decision.tenant or principal.tenant
+    if tenant != principal.tenant and tenant not in principal.approves_for:
+        # Same answer as for a deployment that does not exist: tenants stay invisible.
+        raise NotFound
+    key = app[CODECS].encode_key(tenant, pipeline_id, environment_id, number)
+    stored = await app[WORKERS].get(key)
+    if stored is None:
+        raise NotFound
+    if stored.get("gating") is None:
+        msg = "This deployment did not ask for gating (initiate_deployment_gating)."
+        raise Conflict(msg)
+    event = gating_decision_recorded(
+        app[CODECS],
+        tenant,
+        pipeline_id,
+        environment_id,
+        number,
+        decision.decision,
+        principal.client_id,
+        decision.reason,
+    )
+    await app[PRODUCER].send(app[SETTINGS].deployments_topic, [event])
+    return web.Response(status=202)

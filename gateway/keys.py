@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.auth import Authenticator
+from gateway.auth import Authenticator, Principal
 from gateway.events import EventCodecs
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.producer import EventProducer
+from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 
-__all__ = ["AUTH", "CODECS", "METRICS", "OPENAPI", "PRODUCER", "SETTINGS", "WORKERS"]
+__all__ = [
+    "AUTH",
+    "CODECS",
+    "LIMITER",
+    "METRICS",
+    "OPENAPI",
+    "PRINCIPAL",
+    "PRODUCER",
+    "SETTINGS",
+    "WORKERS",
+]
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 CODECS = web.AppKey("codecs", EventCodecs)
@@ -20,3 +31,5 @@ PRODUCER = web.AppKey("producer", EventProducer)
 WORKERS = web.AppKey("workers", WorkerClient)
 AUTH = web.AppKey("auth", Authenticator)
 OPENAPI = web.AppKey("openapi", bytes)
+LIMITER = web.AppKey("limiter", RateLimiter)
+PRINCIPAL = web.RequestKey("principal", Principal)

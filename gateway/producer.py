@@ -99,7 +99,18 @@ class EventProducer:
         retry_after = {"Retry-After": str(self._settings.retry_after_s)}
         try:
             for event in events:
-                self._producer.produce(topic, event.value, event.key, on_delivery=batch.on_delivery)
+                if event.partition is None:
+                    self._producer.produce(
+                        topic, event.value, event.key, on_delivery=batch.on_delivery
+                    )
+                else:
+                    self._producer.produce(
+                        topic,
+                        event.value,
+                        event.key,
+                        partition=event.partition,
+                        on_delivery=batch.on_delivery,
+                    )
         except (BufferError, KafkaException) as exc:
             # Already-queued events of this batch may still be written: harmless, since the
             # client retries and the sequence-number rule absorbs the duplicate.
@@ -111,6 +122,19 @@ class EventProducer:
         except (TimeoutError, KafkaException) as exc:
             logger.warning("Kafka did not acknowledge %d events: %r", len(events), exc)
             raise KafkaUnavailable(headers=retry_after) from exc
+
+    def partition_count(self, timeout: float = 5.0) -> int:
+        """Partitions of the deployments topic (blocking; call in an executor)."""
+        try:
+            metadata = self._producer.list_topics(self._settings.deployments_topic, timeout)
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                headers={"Retry-After": str(self._settings.retry_after_s)}
+            ) from exc
+        topic = metadata.topics.get(self._settings.deployments_topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            raise KafkaUnavailable(headers={"Retry-After": str(self._settings.retry_after_s)})
+        return len(topic.partitions)
 
     def healthy(self, timeout: float = 2.0) -> bool:
         """True when the topic's metadata can be fetched (blocking; call in an executor)."""

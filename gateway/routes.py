@@ -21,6 +21,13 @@ def setup_routes(app: web.Application) -> None:
         app.router.add_post(prefix + "/bulk", handlers.submit_deployments)
         app.router.add_get(prefix + DEPLOYMENT, handlers.get_deployment, allow_head=False)
         app.router.add_delete(prefix + DEPLOYMENT, handlers.delete_deployment)
+        app.router.add_delete(prefix + "/bulkByProperties", handlers.delete_by_properties)
+        app.router.add_get(
+            prefix + DEPLOYMENT + "/gating-status", handlers.get_gating_status, allow_head=False
+        )
+        # deploystream extension: approvers record gating decisions (APPROVE_GATING scope).
+        app.router.add_post(prefix + DEPLOYMENT + "/gating-decision", handlers.decide_gating)
+    app.router.add_post("/oauth/token", handlers.issue_token)
     app.router.add_get("/openapi.json", handlers.openapi_document, allow_head=False)
     app.router.add_get("/healthz", handlers.healthz, allow_head=False)
     app.router.add_get("/readyz", handlers.readyz, allow_head=False)

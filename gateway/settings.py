@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["GatewaySettings"]
@@ -30,9 +32,24 @@ class GatewaySettings(BaseSettings):
     )
     lookup_timeout_s: float = Field(5.0, description="Timeout of one lookup at a worker.")
     retry_after_s: int = Field(5, description="Retry-After sent with 503 when Kafka is down.")
+    clients_file: Path | None = Field(
+        None, description="YAML file of clients, credentials and scopes (required in production)."
+    )
+    token_signing_key: SecretStr | None = Field(
+        None, description="HS256 key (32+ chars) signing OAuth access tokens (required in prod)."
+    )
+    token_ttl_s: int = Field(900, description="Lifetime of issued access tokens.")
+    jwt_leeway_s: int = Field(30, description="Clock skew allowed on iat/exp of tokens.")
     dev_mode: bool = Field(
         False,
-        description="Development mode: no authentication, every request is the 'dev' tenant.",
+        description="Development mode: without a clients file, one client with every scope.",
     )
-    dev_tenant: str = Field("dev", description="Tenant used for requests in development mode.")
+    dev_client_id: str = Field("dev", description="Id (tenant) of the development client.")
+    dev_secret: SecretStr | None = Field(
+        None, description="Secret of the development client (random when unset)."
+    )
+    rate_limit_per_s: float = Field(200.0, gt=0, description="Requests per second per client.")
+    rate_limit_burst: int = Field(
+        400, gt=0, description="Bucket size of the per-client rate limit."
+    )
     linger_ms: int = Field(2, description="librdkafka linger.ms of the gateway producer.")

@@ -6,22 +6,37 @@ import logging
 import sys
 
 import faust
+from pydantic import ValidationError
 
 from streams.app import create_app
 from streams.errors import StreamsError
 from streams.settings import WorkerSettings
-from streams.topics import ensure_topic
+from streams.topics import COMPACTED, ensure_topic
 
 
 def main() -> int:
-    """Build settings once, make sure the topic exists, then hand over to faust's Worker."""
-    settings = WorkerSettings()
+    """Build settings once, make sure the topics exist, then hand over to faust's Worker."""
+    try:
+        settings = WorkerSettings()
+    except ValidationError as exc:
+        logging.basicConfig(level=logging.INFO)
+        logging.getLogger("streams").error("cannot start: %s", exc)
+        return 2
     try:
         ensure_topic(
             settings.kafka_bootstrap,
             settings.deployments_topic,
             settings.partitions,
             settings.replication_factor,
+        )
+        # The table's changelog is also the public state topic: created here, not by faust,
+        # so that an existing topic of the wrong shape stops the worker instead of being used.
+        ensure_topic(
+            settings.kafka_bootstrap,
+            settings.state_topic,
+            settings.partitions,
+            settings.replication_factor,
+            COMPACTED,
         )
     except StreamsError as exc:
         logging.basicConfig(level=logging.INFO)

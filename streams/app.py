@@ -5,7 +5,8 @@ from __future__ import annotations
 import faust
 
 from streams.deployments.agents import register_agents
-from streams.deployments.tables import create_table
+from streams.deployments.gating import GatingPolicy
+from streams.deployments.tables import create_property_index, create_table
 from streams.deployments.views import register_views
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
@@ -16,7 +17,6 @@ __all__ = ["create_app"]
 
 def create_app(settings: WorkerSettings) -> faust.App:
     """Build the faust app from settings alone (faust's own env lookups are not used)."""
-    url = settings.worker_url or f"http://{settings.worker_host}:{settings.worker_port}"
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -25,14 +25,21 @@ def create_app(settings: WorkerSettings) -> faust.App:
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
+        # Standbys keep a warm copy of the partitions other workers own, so a failover
+        # replays only what the standby had not applied yet, not the whole changelog.
         table_standby_replicas=settings.standby_replicas,
+        # A dead worker's partitions (and lookups of their keys) wait this long to move.
+        broker_session_timeout=settings.session_timeout_s,
+        # Kafka wants at least three heartbeats per session timeout.
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # The web server listens on worker_host only; peers reach it at advertised_url.
         web_bind=settings.worker_host,
         web_host=settings.worker_host,
         web_port=settings.worker_port,
-        canonical_url=url,
+        canonical_url=settings.advertised_url,
         # Both expose table data and topology without authentication.
         web_tables_enabled=False,
         web_router_enabled=False,
@@ -49,7 +56,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         partitions=settings.partitions,
     )
     table = create_table(app, settings)
-    register_agents(app, topic, table, metrics)
+    index = create_property_index(app, settings)
+    policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
+    register_agents(app, topic, table, index, policy, metrics)
     register_views(app, table, metrics)
-    register_health(app, metrics)
+    register_health(app, table, metrics)
     return app

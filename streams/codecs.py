@@ -8,18 +8,25 @@ from faust.serializers.codecs import Codec
 
 from schemas import AvroCodec
 
-__all__ = ["StoredDeploymentCodec"]
+__all__ = ["AvroValueCodec", "StoredDeploymentCodec"]
 
 
-class StoredDeploymentCodec(Codec):
-    """Table values (and so the changelog) are Avro, like everything else on Kafka."""
+class AvroValueCodec(Codec):
+    """Table values (and so their changelogs) are Avro, like everything else on Kafka."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, record: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._avro = AvroCodec("StoredDeployment")
+        self._avro = AvroCodec(record)
 
     def _dumps(self, obj: Any) -> bytes:
         return self._avro.encode(obj)
 
     def _loads(self, s: bytes) -> Any:
         return self._avro.decode(s)
+
+
+class StoredDeploymentCodec(AvroValueCodec):
+    """Values of the deployments table: ``StoredDeployment``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("StoredDeployment", **kwargs)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["WorkerMetrics"]
 
@@ -25,7 +27,28 @@ class WorkerMetrics:
         )
         self.lookups = Counter(
             "deploystream_worker_lookups",
-            "Lookups served from the local table, by result (found, missing).",
+            "Lookups by result: found, missing (served from the local table), forwarded "
+            "(to the worker that owns the key), unavailable (503: rebalance, recovery, "
+            "owner unreachable).",
             ["result"],
             registry=self.registry,
         )
+        self.deleted_by_properties = Counter(
+            "deploystream_worker_deleted_by_properties",
+            "Deployments removed by delete-by-properties commands.",
+            registry=self.registry,
+        )
+        self.partitions = Gauge(
+            "deploystream_worker_table_partitions",
+            "Table partitions this worker holds, by role: active (owns, serves lookups) or "
+            "standby (warm copy of another worker's partition).",
+            ["role", "partition"],
+            registry=self.registry,
+        )
+
+    def observe_assignment(self, actives: Iterable[int], standbys: Iterable[int]) -> None:
+        """Replace the partition gauge with the current assignment."""
+        self.partitions.clear()
+        for role, partitions in (("active", actives), ("standby", standbys)):
+            for partition in partitions:
+                self.partitions.labels(role, str(partition)).set(1)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["WorkerSettings"]
 
 MIB = 1024 * 1024
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return host == ""
 
 
 class WorkerSettings(BaseSettings):
@@ -19,10 +27,19 @@ class WorkerSettings(BaseSettings):
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     deployments_topic: str = Field("deployments", description="Topic of DeploymentEvent records.")
+    state_topic: str = Field(
+        "deployments-state",
+        description="Compacted topic of current state (the table's changelog), public.",
+    )
     app_id: str = Field("deploystream", description="faust app id: consumer group and prefix.")
     partitions: int = Field(8, description="Partitions of the deployments topic and the table.")
     replication_factor: int = Field(1, description="Replication factor of created topics.")
     standby_replicas: int = Field(1, description="Standby copies of each table partition.")
+    session_timeout_s: float = Field(
+        45.0,
+        description="Kafka consumer-group session timeout: how long a dead worker keeps its "
+        "partitions before they move to the others.",
+    )
     worker_host: str = Field("127.0.0.1", description="Address the worker's web server binds.")
     worker_port: int = Field(6066, description="Port of the worker's web server.")
     worker_url: str | None = Field(
@@ -33,3 +50,33 @@ class WorkerSettings(BaseSettings):
     rocksdb_write_buffer_bytes: int = Field(4 * MIB, description="Write buffer per partition DB.")
     rocksdb_write_buffers: int = Field(2, description="Write buffers per partition DB.")
     log_level: str = Field("info", description="Worker log level.")
+    gating_environment_types: frozenset[str] = Field(
+        frozenset({"production"}),
+        description="Environment types whose gated deployments wait for an approver (JSON list);"
+        " gated deployments elsewhere are allowed at once.",
+    )
+    jira_base_url: str = Field(
+        "https://jira.example.com",
+        description="Base URL of the Jira site; gating details link to <base>/browse/<issue>.",
+    )
+
+    @model_validator(mode="after")
+    def _advertised_url_is_routable(self) -> WorkerSettings:
+        # Peers proxy lookups to this URL; http://0.0.0.0:port would send them to themselves.
+        if self.worker_url is None and _is_wildcard(self.worker_host):
+            msg = (
+                f"DEPLOYSTREAM_WORKER_HOST={self.worker_host!r} binds every address; set "
+                "DEPLOYSTREAM_WORKER_URL to the URL other workers can reach this one at"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def advertised_url(self) -> str:
+        """The URL this worker announces to its peers (faust's ``canonical_url``)."""
+        if self.worker_url is not None:
+            return self.worker_url.rstrip("/")
+        host = self.worker_host
+        if ":" in host:  # an IPv6 literal needs brackets in a URL
+            host = f"[{host}]"
+        return f"http://{host}:{self.worker_port}"

@@ -1,39 +1,54 @@
-"""Creates the deployments topic with the partition count the table relies on."""
+"""Creates the worker's topics with the partition count (and cleanup policy) the table relies on."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams.errors import TopicSetupError
 
-__all__ = ["ensure_topic"]
+__all__ = ["COMPACTED", "ensure_topic"]
 
 logger = logging.getLogger(__name__)
 
+#: Topic configuration of a current-state topic: latest value per key, tombstones delete.
+#: No time retention: faust restores tables from it (stream-anchors pitfall 6).
+COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
 
-def ensure_topic(bootstrap: str, name: str, partitions: int, replication: int) -> None:
-    """Create ``name`` if missing; refuse to run on a topic with another partition count.
 
-    A different count would change which partition (and so which worker) owns a key.
+def ensure_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    replication: int,
+    config: Mapping[str, str] | None = None,
+) -> None:
+    """Create ``name`` if missing; refuse to run on a topic of another shape.
+
+    A different partition count would change which partition (and so which worker) owns a key;
+    a different ``config`` value (e.g. ``cleanup.policy``) would change what the topic keeps.
     """
+    wanted = dict(config or {})
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
         metadata = admin.list_topics(timeout=30)
         existing = metadata.topics.get(name)
         if existing is None:
-            futures = admin.create_topics(
-                [NewTopic(name, num_partitions=partitions, replication_factor=replication)]
+            new = NewTopic(
+                name, num_partitions=partitions, replication_factor=replication, config=wanted
             )
+            futures = admin.create_topics([new])
             try:
                 futures[name].result(30)
-                logger.info("created topic %s with %d partitions", name, partitions)
+                logger.info("created topic %s with %d partitions %s", name, partitions, wanted)
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
             existing = admin.list_topics(name, timeout=30).topics.get(name)
+        actual = _configs(admin, name, wanted) if wanted else {}
     except KafkaException as exc:
         msg = f"cannot set up topic {name!r} at {bootstrap}: {exc}"
         raise TopicSetupError(msg) from exc
@@ -41,3 +56,13 @@ def ensure_topic(bootstrap: str, name: str, partitions: int, replication: int) -
         count = len(existing.partitions) if existing else 0
         msg = f"topic {name!r} has {count} partitions, the worker is configured for {partitions}"
         raise TopicSetupError(msg)
+    wrong = {k: actual.get(k) for k, v in wanted.items() if actual.get(k) != v}
+    if wrong:
+        msg = f"topic {name!r} has {wrong}, the worker needs {wanted}"
+        raise TopicSetupError(msg)
+
+
+def _configs(admin: AdminClient, name: str, keys: Mapping[str, str]) -> dict[str, str]:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    entries = admin.describe_configs([resource])[resource].result(30)
+    return {key: entries[key].value for key in keys if key in entries}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 import orjson
 from faust.web import Request, Response, View
@@ -19,7 +21,11 @@ def is_ready(app: faust.App) -> bool:
     return bool(recovered and not app.in_recovery and not app.rebalancing)
 
 
-def register_health(app: faust.App, metrics: WorkerMetrics) -> None:
+def _partitions_of(tps: Any, topic: str) -> list[int]:
+    return sorted(tp.partition for tp in tps if tp.topic == topic)
+
+
+def register_health(app: faust.App, table: Any, metrics: WorkerMetrics) -> None:
     """Mount ``/healthz``, ``/readyz`` and ``/metrics``."""
 
     class Healthz(View):
@@ -36,6 +42,12 @@ def register_health(app: faust.App, metrics: WorkerMetrics) -> None:
 
     class Metrics(View):
         async def get(self, request: Request) -> Response:
+            # Read at scrape time: faust changes the assignment on every rebalance.
+            topic = table.changelog_topic_name
+            metrics.observe_assignment(
+                _partitions_of(app.assignor.assigned_actives(), topic),
+                _partitions_of(app.assignor.assigned_standbys(), topic),
+            )
             # aiohttp refuses a charset inside content_type=, so the header is set whole.
             return self.bytes(
                 generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}

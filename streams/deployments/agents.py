@@ -1,33 +1,151 @@
-"""The agent that applies DeploymentEvents to the table, one partition at a time, in order."""
+"""The agent that applies DeploymentEvents to the table, one partition at a time, in order.
+
+Besides the deployments table it maintains the property index of the same partition, so a
+delete-by-properties command touches only the deployments that carry the properties.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import defaultdict
 from typing import Any
 
 import faust
 
 from schemas import AvroCodec, AvroDecodeError
-from streams.deployments.records import Delete, Put, apply_event
+from streams.deployments.gating import GatingPolicy
+from streams.deployments.index import BUCKETS, bucket_of, index_changes
+from streams.deployments.records import (
+    DELETED_BY_PROPERTIES,
+    Delete,
+    Put,
+    apply_event,
+    matches_properties,
+)
 from streams.metrics import WorkerMetrics
 
-__all__ = ["register_agents"]
+__all__ = ["DeploymentApplier", "register_agents"]
 
 logger = logging.getLogger(__name__)
 
 
-def register_agents(app: faust.App, topic: Any, table: Any, metrics: WorkerMetrics) -> Any:
+class DeploymentApplier:
+    """Applies decoded events to the deployments table and its property index."""
+
+    def __init__(
+        self, table: Any, index: Any, policy: GatingPolicy, metrics: WorkerMetrics
+    ) -> None:
+        self.table = table
+        self.index = index
+        self.policy = policy
+        self.metrics = metrics
+        self._index_key = AvroCodec("PropertyIndexKey")
+
+    def _entry_key(self, tenant: str, name: str, value: str, bucket: int) -> bytes:
+        return self._index_key.encode(
+            {"tenant": tenant, "name": name, "value": value, "bucket": bucket}
+        )
+
+    def _reindex(self, key: bytes, tenant: str, old: dict[str, str], new: dict[str, str]) -> None:
+        removed, added = index_changes(old, new)
+        bucket = bucket_of(key)
+        for pairs, adding in ((removed, False), (added, True)):
+            for name, value in pairs:
+                entry_key = self._entry_key(tenant, name, value, bucket)
+                entry = self.index.get(entry_key)
+                keys: list[bytes] = list(entry["keys"]) if entry else []
+                if adding and key not in keys:
+                    keys.append(key)
+                elif not adding and key in keys:
+                    keys.remove(key)
+                if keys:
+                    self.index[entry_key] = {"keys": keys}
+                elif entry is not None:
+                    del self.index[entry_key]
+
+    def apply(self, key: bytes | None, event: dict[str, Any]) -> str:
+        """Apply one event; returns the outcome's name for metrics."""
+        kind, payload = event["payload"]
+        if kind == DELETED_BY_PROPERTIES:
+            return self._delete_by_properties(event["tenant"], payload)
+        if key is None:
+            msg = f"{kind} without a key"
+            raise AvroDecodeError(msg)
+        stored = self.table.get(key)
+        outcome = apply_event(stored, event, self.policy)
+        tenant = event["tenant"]
+        old = stored["properties"] if stored else {}
+        if isinstance(outcome, Put):
+            self.table[key] = outcome.value
+            if outcome.value is not stored:
+                self._reindex(key, tenant, old, outcome.value["properties"])
+        elif isinstance(outcome, Delete):
+            # The memory store (unit tests) raises for a missing key; RocksDB does not.
+            with contextlib.suppress(KeyError):
+                del self.table[key]
+            self._reindex(key, tenant, old, {})
+        return type(outcome).__name__.lower()
+
+    def _delete_by_properties(self, tenant: str, payload: dict[str, Any]) -> str:
+        properties: dict[str, str] = payload["properties"]
+        usn = payload["updateSequenceNumber"]
+        # Any one property narrows the candidates; every candidate is checked against all.
+        name, value = min(properties.items())
+        candidates: set[bytes] = set()
+        for bucket in range(BUCKETS):
+            entry = self.index.get(self._entry_key(tenant, name, value, bucket))
+            if entry:
+                candidates.update(entry["keys"])
+        removals: dict[tuple[str, str], list[bytes]] = defaultdict(list)
+        deleted = 0
+        for key in sorted(candidates):
+            stored = self.table.get(key)
+            if stored is None or not matches_properties(stored, properties, usn):
+                continue
+            with contextlib.suppress(KeyError):
+                del self.table[key]
+            deleted += 1
+            for pair in stored["properties"].items():
+                removals[pair].append(key)
+        for (prop, val), keys in removals.items():
+            self._remove_all(tenant, prop, val, keys)
+        self.metrics.deleted_by_properties.inc(deleted)
+        return "delete_by_properties"
+
+    def _remove_all(self, tenant: str, name: str, value: str, keys: list[bytes]) -> None:
+        by_bucket: dict[int, set[bytes]] = defaultdict(set)
+        for key in keys:
+            by_bucket[bucket_of(key)].add(key)
+        for bucket, gone in by_bucket.items():
+            entry_key = self._entry_key(tenant, name, value, bucket)
+            entry = self.index.get(entry_key)
+            if entry is None:
+                continue
+            remaining = [k for k in entry["keys"] if k not in gone]
+            if remaining:
+                self.index[entry_key] = {"keys": remaining}
+            else:
+                del self.index[entry_key]
+
+
+def register_agents(
+    app: faust.App,
+    topic: Any,
+    table: Any,
+    index: Any,
+    policy: GatingPolicy,
+    metrics: WorkerMetrics,
+) -> Any:
     """Attach the apply agent to ``app``; concurrency stays 1 (faust #606)."""
     events = AvroCodec("DeploymentEvent")
+    applier = DeploymentApplier(table, index, policy, metrics)
 
     async def apply_deployment_events(stream: Any) -> None:
         async for message in stream.events():
-            key: bytes | None = message.key
             try:
-                if key is None:
-                    raise AvroDecodeError("record without a key")  # noqa: EM101
                 event = events.decode(message.value)
+                outcome = applier.apply(message.key, event)
             except AvroDecodeError as exc:
                 tp = message.message.tp
                 metrics.poison.inc()
@@ -39,13 +157,6 @@ def register_agents(app: faust.App, topic: Any, table: Any, metrics: WorkerMetri
                     exc,
                 )
                 continue
-            outcome = apply_event(table.get(key), event)
-            if isinstance(outcome, Put):
-                table[key] = outcome.value
-            elif isinstance(outcome, Delete):
-                # The memory store (unit tests) raises for a missing key; RocksDB does not.
-                with contextlib.suppress(KeyError):
-                    del table[key]
-            metrics.applied.labels(type(outcome).__name__.lower()).inc()
+            metrics.applied.labels(outcome).inc()
 
     return app.agent(topic, name="apply-deployment-events", concurrency=1)(apply_deployment_events)

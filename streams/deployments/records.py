@@ -11,10 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DELETED", "SUBMITTED", "Delete", "Keep", "Outcome", "Put", "apply_event"]
+from streams.deployments.gating import GatingPolicy, decide, gating_after_update
+
+__all__ = [
+    "DELETED",
+    "DELETED_BY_PROPERTIES",
+    "GATING_DECIDED",
+    "SUBMITTED",
+    "Delete",
+    "Keep",
+    "Outcome",
+    "Put",
+    "apply_event",
+    "matches_properties",
+]
 
 SUBMITTED = "deploystream.DeploymentSubmitted"
 DELETED = "deploystream.DeploymentDeleted"
+DELETED_BY_PROPERTIES = "deploystream.DeploymentsDeletedByProperties"
+GATING_DECIDED = "deploystream.GatingDecisionRecorded"
 
 StoredDeployment = dict[str, Any]
 
@@ -41,13 +56,23 @@ class Keep:
 Outcome = Put | Delete | Keep
 
 
-def _stored_from(event: dict[str, Any], payload: dict[str, Any]) -> StoredDeployment:
+def _stored_from(
+    event: dict[str, Any],
+    payload: dict[str, Any],
+    previous: StoredDeployment | None,
+    policy: GatingPolicy,
+) -> StoredDeployment:
+    deployment = payload["deployment"]
+    gating = gating_after_update(
+        previous.get("gating") if previous else None, deployment, policy, event["recordedAt"]
+    )
     return {
         "key": event["key"],
-        "deployment": payload["deployment"],
+        "deployment": deployment,
         "properties": payload.get("properties") or {},
         "providerMetadata": payload.get("providerMetadata"),
         "eventId": event["eventId"],
+        "gating": gating,
     }
 
 
@@ -59,11 +84,13 @@ def _same_content(a: StoredDeployment, b: StoredDeployment) -> bool:
     )
 
 
-def apply_event(stored: StoredDeployment | None, event: dict[str, Any]) -> Outcome:
-    """What a decoded ``DeploymentEvent`` does to the stored state of its key."""
+def apply_event(
+    stored: StoredDeployment | None, event: dict[str, Any], policy: GatingPolicy
+) -> Outcome:
+    """What a decoded ``DeploymentEvent`` about one deployment does to its stored state."""
     kind, payload = event["payload"]
     if kind == SUBMITTED:
-        incoming = _stored_from(event, payload)
+        incoming = _stored_from(event, payload, stored, policy)
         if stored is None:
             return Put(incoming)
         have = stored["deployment"]["updateSequenceNumber"]
@@ -81,4 +108,33 @@ def apply_event(stored: StoredDeployment | None, event: dict[str, Any]) -> Outco
         if have <= limit:
             return Delete()
         return Keep(f"stored updateSequenceNumber {have} > delete limit {limit}")
+    if kind == GATING_DECIDED:
+        return _gating_decided(stored, event, payload)
     return Keep(f"unknown event type {kind}")
+
+
+def _gating_decided(
+    stored: StoredDeployment | None, event: dict[str, Any], payload: dict[str, Any]
+) -> Outcome:
+    if stored is None or stored.get("gating") is None:
+        return Keep("no gated deployment to decide")
+    gating = stored["gating"]
+    decided = decide(
+        gating, payload["decision"], payload["approver"], payload["reason"], event["recordedAt"]
+    )
+    if decided is not None:
+        return Put({**stored, "gating": decided})
+    if gating["status"] == payload["decision"] and gating["decidedBy"] == payload["approver"]:
+        return Put(stored)  # a replayed decision: re-write, as for submissions
+    return Keep(f"gating already {gating['status']}")
+
+
+def matches_properties(
+    stored: StoredDeployment, properties: dict[str, str], update_sequence_number: int | None
+) -> bool:
+    """Whether a delete-by-properties command removes ``stored`` (AND of all properties)."""
+    have = stored["properties"]
+    if any(have.get(name) != value for name, value in properties.items()):
+        return False
+    usn = stored["deployment"]["updateSequenceNumber"]
+    return update_sequence_number is None or usn <= update_sequence_number

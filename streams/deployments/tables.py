@@ -6,16 +6,37 @@ from typing import Any
 
 import faust
 
-from streams.codecs import StoredDeploymentCodec
+from streams.codecs import AvroValueCodec, StoredDeploymentCodec
 from streams.settings import WorkerSettings
 
-__all__ = ["TABLE_NAME", "create_table"]
+__all__ = ["INDEX_NAME", "TABLE_NAME", "create_property_index", "create_table"]
 
 TABLE_NAME = "deployments"
+INDEX_NAME = "deployment-properties"
 
 
 def create_table(app: faust.App, settings: WorkerSettings) -> Any:
-    """Declare the table; its changelog is compacted and co-partitioned with the topic."""
+    """Declare the table; its changelog is the public, compacted state topic."""
+    codec = StoredDeploymentCodec()
+    # The changelog gets a name of our choosing (not "<app id>-deployments-changelog") because
+    # other services consume it: one write per change serves recovery, standbys and them.
+    # Same arguments as faust's own changelog topic (faust.tables.base._new_changelog_topic).
+    # It must be passed here, not assigned later: the table manager indexes tables by
+    # changelog name when the table is declared.
+    changelog = app.topic(
+        settings.state_topic,
+        key_type=bytes,
+        value_type=None,
+        key_serializer="raw",
+        value_serializer=codec,
+        partitions=settings.partitions,
+        compacting=True,
+        deleting=False,
+        acks=False,
+        internal=True,
+        maxsize=131_072,
+        allow_empty=True,
+    )
     table = app.Table(
         TABLE_NAME,
         # bytes keys use the raw serializer: the table key is the gateway's Kafka key, byte for
@@ -23,6 +44,7 @@ def create_table(app: faust.App, settings: WorkerSettings) -> Any:
         key_type=bytes,
         value_type=None,
         partitions=settings.partitions,
+        changelog_topic=changelog,
         options={
             "driver": "rocksdict",
             # faust's defaults (2 GiB cache, 3 x 64 MiB buffers per partition DB) are sized
@@ -32,7 +54,30 @@ def create_table(app: faust.App, settings: WorkerSettings) -> Any:
             "max_write_buffer_number": settings.rocksdb_write_buffers,
         },
     )
-    # faust derives serializers from types only; the store and changelog topic are created
-    # lazily, so setting this before the app starts makes every value Avro.
-    table.value_serializer = StoredDeploymentCodec()  # type: ignore[attr-defined]
+    # faust derives serializers from types only; the store is created lazily and takes the
+    # table's serializer, and changelog writes pass it explicitly, so every value is Avro.
+    # Deletes are sent with the raw serializer and a None value: a tombstone.
+    table.value_serializer = codec  # type: ignore[attr-defined]
+    return table
+
+
+def create_property_index(app: faust.App, settings: WorkerSettings) -> Any:
+    """Declare the property index: PropertyIndexKey -> PropertyIndexEntry, per partition.
+
+    It is written while applying events of a partition, so its entries live in (and its
+    changelog is co-partitioned with) the partition of the deployments they list.
+    """
+    table = app.Table(
+        INDEX_NAME,
+        key_type=bytes,
+        value_type=None,
+        partitions=settings.partitions,
+        options={
+            "driver": "rocksdict",
+            "block_cache_size": settings.rocksdb_block_cache_bytes,
+            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+            "max_write_buffer_number": settings.rocksdb_write_buffers,
+        },
+    )
+    table.value_serializer = AvroValueCodec("PropertyIndexEntry")  # type: ignore[attr-defined]
     return table

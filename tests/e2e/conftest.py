@@ -11,14 +11,46 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import ProvidedBroker
 from deploystream.stack import ServiceProcess, StackConfig, gateway_process, worker_process
+from gateway.clients import hash_secret
 from streams.topics import ensure_topic
 
 API = "/rest/deployments/0.1"
+SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"
+
+# Tenants of the e2e stack: every credential style is configured for each.
+CLIENTS: dict[str, dict[str, Any]] = {
+    "alpha": {"scopes": ["READ", "WRITE", "DELETE"]},
+    "beta": {"scopes": ["READ", "WRITE", "DELETE"]},
+    "reader": {"scopes": ["READ"]},
+    "approver": {"scopes": ["READ", "APPROVE_GATING"], "approvesFor": ["alpha"]},
+    "throttled": {"scopes": ["READ"], "rateLimitBurst": 3, "rateLimitPerSecond": 0.1},
+}
+
+
+def secret_of(client_id: str) -> str:
+    """The test secret of a client (shared secret, client secret and API token alike)."""
+    return f"{client_id}-secret-0123456789abcdef0123456789"
+
+
+def write_clients_file(path: Path) -> Path:
+    """A clients file for CLIENTS, secrets stored as the gateway expects them."""
+    entries = {
+        client_id: {
+            **entry,
+            "sharedSecret": secret_of(client_id),
+            "clientSecretHash": hash_secret(secret_of(client_id)),
+            "apiTokenHashes": [hash_secret(secret_of(client_id))],
+        }
+        for client_id, entry in CLIENTS.items()
+    }
+    path.write_text(yaml.safe_dump({"clients": entries}))
+    return path
 
 
 @dataclass
@@ -29,6 +61,11 @@ class Stack:
     workers: list[ServiceProcess]
     gateway: ServiceProcess
     http: httpx.Client
+
+    def client(self, client_id: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An HTTP client of the gateway; with ``client_id``, Basic auth as that client."""
+        auth = (client_id, secret_of(client_id)) if client_id else None
+        return httpx.Client(base_url=self.base_url, timeout=30, auth=auth, **kwargs)
 
     @property
     def base_url(self) -> str:
@@ -108,7 +145,12 @@ def start_stack(
         partitions=partitions,
         topic=f"deployments-{suffix}",
         app_id=f"deploystream-{suffix}",
-        extra_env={"DEPLOYSTREAM_DEV_MODE": "true", **(env or {})},
+        extra_env={
+            "DEPLOYSTREAM_CLIENTS_FILE": str(write_clients_file(tmp / "clients.yaml")),
+            "DEPLOYSTREAM_TOKEN_SIGNING_KEY": SIGNING_KEY,
+            "DEPLOYSTREAM_JIRA_BASE_URL": "https://jira.test",
+            **(env or {}),
+        },
     )
     ensure_topic(kafka.bootstrap, config.topic, partitions, 1)
     started = [worker_process(config, i).start() for i in range(workers)]
@@ -123,12 +165,9 @@ def start_stack(
         for service in (gateway, *started):
             print(f"--- {service.name} log ---\n{service.log_path.read_text()[-5000:]}")
         raise
-    return Stack(
-        config,
-        started,
-        gateway,
-        httpx.Client(base_url=f"http://127.0.0.1:{config.gateway_port}", timeout=30),
-    )
+    base = f"http://127.0.0.1:{config.gateway_port}"
+    http = httpx.Client(base_url=base, timeout=30, auth=("alpha", secret_of("alpha")))
+    return Stack(config, started, gateway, http)
 
 
 @pytest.fixture(scope="module")

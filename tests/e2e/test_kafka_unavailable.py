@@ -22,12 +22,18 @@ def gateway_without_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         worker_ports=[free_port()],
         data_dir=tmp / "data",
         log_dir=tmp / "logs",
-        extra_env={"DEPLOYSTREAM_DEV_MODE": "true", "DEPLOYSTREAM_PRODUCE_TIMEOUT_S": "2"},
+        extra_env={
+            "DEPLOYSTREAM_DEV_MODE": "true",
+            "DEPLOYSTREAM_PRODUCE_TIMEOUT_S": "2",
+            "DEPLOYSTREAM_DEV_SECRET": "nokafka-secret-0123456789abcdef0123456789",
+        },
     )
     gateway: ServiceProcess = gateway_process(config)
     gateway.ready_url = gateway.ready_url.replace("/readyz", "/healthz")
     gateway.start().wait_ready(60)
-    with httpx.Client(base_url=f"http://127.0.0.1:{config.gateway_port}", timeout=30) as client:
+    auth = ("dev", "nokafka-secret-0123456789abcdef0123456789")
+    base = f"http://127.0.0.1:{config.gateway_port}"
+    with httpx.Client(base_url=base, timeout=30, auth=auth) as client:
         yield client
     assert gateway.stop() == 0
 

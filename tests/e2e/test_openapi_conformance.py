@@ -38,6 +38,7 @@ def check(openapi: OpenAPI, response: httpx.Response, *, valid_request: bool = T
         request.method.lower(),
         url.raw_path.decode().split("?")[0],
         args=dict(url.params),
+        headers=dict(request.headers),
         data=request.content or None,
         content_type=request.headers.get("Content-Type", "application/json"),
     )

@@ -4,6 +4,8 @@ real worker process and is read back through the worker's web view."""
 from __future__ import annotations
 
 import base64
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -151,3 +153,38 @@ def test_debug_endpoints_that_expose_table_data_are_disabled(
     base = f"http://127.0.0.1:{config.worker_ports[0]}"
     assert httpx.get(f"{base}/table/").status_code == 404
     assert httpx.get(f"{base}/router/").status_code == 404
+
+
+def _listening_addresses(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket process ``pid`` listens on, from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed since the listing
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    found = set()
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            address_hex, port_hex = local.split(":")
+            # /proc prints each 32-bit word of the address in host (little-endian) order.
+            raw = bytes.fromhex(address_hex)
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add((socket.inet_ntop(family, raw), int(port_hex, 16)))
+    return found
+
+
+def test_worker_listens_only_on_the_configured_host(
+    worker: tuple[StackConfig, ServiceProcess],
+) -> None:
+    config, process = worker
+    assert process.process is not None
+    # DEPLOYSTREAM_WORKER_HOST defaults to 127.0.0.1: nothing else may accept connections.
+    assert _listening_addresses(process.process.pid) == {("127.0.0.1", config.worker_ports[0])}

@@ -16,7 +16,8 @@ import pytest
 import yaml
 from aiohttp import web
 from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.testing import MockRequest as _MockRequest
+from openapi_core.testing import MockResponse
 from openapi_core.validation.request.exceptions import RequestValidationError
 from openapi_core.validation.response.exceptions import ResponseValidationError
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
@@ -26,6 +27,15 @@ from gateway.routes import setup_routes
 from gateway.validation import parse_submission
 
 SERVER = "http://127.0.0.1:8080"
+AUTHORIZATION = {"Authorization": "Basic YWxwaGE6c2VjcmV0"}
+
+
+def MockRequest(*args: Any, **kwargs: Any) -> _MockRequest:
+    """openapi-core's MockRequest, authenticated by default: the API requires credentials."""
+    kwargs.setdefault("headers", AUTHORIZATION)
+    return _MockRequest(*args, **kwargs)
+
+
 REST = "/rest/deployments/0.1"
 OAUTH = "/jira/deployments/0.1/cloud/1d5a8a44-0000-4000-8000-000000000000"
 PREFIXES = pytest.mark.parametrize("prefix", [REST, OAUTH], ids=["connect", "oauth"])
@@ -162,14 +172,31 @@ def test_both_url_forms_have_their_own_operation_ids(spec: dict[str, Any]) -> No
         "getReadyz",
         "getMetrics",
         "getOpenApiDocument",
+        "issueToken",
+        "deleteDeploymentsByProperty",
+        "deleteDeploymentsByPropertyOAuth",
+        "getDeploymentGatingStatusByKey",
+        "getDeploymentGatingStatusByKeyOAuth",
+        "decideDeploymentGating",
+        "decideDeploymentGatingOAuth",
     }
 
 
-def test_document_sets_no_security_and_never_forbids_additional_properties(
+def test_api_operations_require_authentication_and_operational_ones_do_not(
     spec: dict[str, Any],
 ) -> None:
-    assert "securitySchemes" not in spec["components"]
-    assert "security" not in spec
+    assert set(spec["components"]["securitySchemes"]) == {"ConnectJwt", "OAuth2", "BasicAuth"}
+    assert spec["security"]
+    public = {
+        operation["operationId"]
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict) and operation.get("security") == []
+    }
+    assert public == {"getOpenApiDocument", "getHealthz", "getReadyz", "getMetrics", "issueToken"}
+
+
+def test_document_never_forbids_additional_properties(spec: dict[str, Any]) -> None:
     assert "additionalProperties: false" not in yaml.safe_dump(spec)
 
 

@@ -7,19 +7,33 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.deployments.records import DELETED, SUBMITTED, Delete, Keep, Put, apply_event
+from streams.deployments.gating import GatingPolicy
+from streams.deployments.records import DELETED, SUBMITTED, Delete, Keep, Put
+from streams.deployments.records import apply_event as _apply
+
+POLICY = GatingPolicy(frozenset({"production"}), "https://jira.example.com")
+
+
+def apply_event(stored: dict[str, Any] | None, event: dict[str, Any]) -> Any:
+    return _apply(stored, event, POLICY)
+
 
 KEY = {"tenant": "t", "pipelineId": "p", "environmentId": "e", "deploymentSequenceNumber": 1}
 
 
 def submitted(usn: int, name: str = "d", event_id: str = "ev") -> dict[str, Any]:
-    deployment = {"updateSequenceNumber": usn, "displayName": name}
+    deployment = {"updateSequenceNumber": usn, "displayName": name, "commands": None}
     payload = {"deployment": deployment, "properties": {}, "providerMetadata": None}
-    return {"eventId": event_id, "key": KEY, "payload": (SUBMITTED, payload)}
+    return {"eventId": event_id, "recordedAt": 0, "key": KEY, "payload": (SUBMITTED, payload)}
 
 
 def deleted(usn: int | None) -> dict[str, Any]:
-    return {"eventId": "del", "key": KEY, "payload": (DELETED, {"updateSequenceNumber": usn})}
+    return {
+        "eventId": "del",
+        "recordedAt": 0,
+        "key": KEY,
+        "payload": (DELETED, {"updateSequenceNumber": usn}),
+    }
 
 
 def run(events: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -51,6 +51,7 @@ def test_deployment_submitted_event_round_trips_exactly() -> None:
     event = {
         "eventId": "e1",
         "recordedAt": datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC),
+        "tenant": "t",
         "key": {
             "tenant": "t",
             "pipelineId": "p",

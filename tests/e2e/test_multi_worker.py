@@ -1,0 +1,263 @@
+"""Two workers, eight partitions: lookups are answered by the key's owner, whichever worker or
+gateway is asked, and survive the loss of a worker without losing anything.
+
+The tests of this module share one stack and run in order; the last one kills a worker.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from deploystream.kafka.provision import ProvidedBroker
+from gateway.events import EventCodecs
+from tests.e2e.conftest import Stack, start_stack
+
+PARTITIONS = 8
+#: The stack's HTTP client authenticates as client "alpha"; the tenant is the client id.
+TENANT = "alpha"
+PIPELINES = [f"service-{i}" for i in range(10)]
+ENVIRONMENTS = ["dev", "staging", "prod"]
+NUMBERS = range(1, 11)
+#: Short, so that the test does not wait Kafka's 45 s for the group to notice a dead worker.
+SESSION_TIMEOUT_S = 6
+LOOKUP = "/internal/deployments"
+SERVED_BY = "X-Deploystream-Served-By"
+
+
+@dataclass(frozen=True)
+class Key:
+    pipeline: str
+    environment: str
+    number: int
+
+    def encoded(self) -> bytes:
+        return EventCodecs().encode_key(TENANT, self.pipeline, self.environment, self.number)
+
+    def partition(self) -> int:
+        return int(DefaultPartitioner()(self.encoded(), list(range(PARTITIONS)), []))
+
+
+KEYS = [Key(p, e, n) for p in PIPELINES for e in ENVIRONMENTS for n in NUMBERS]
+
+
+def deployment(key: Key, usn: int) -> dict[str, Any]:
+    return {
+        "deploymentSequenceNumber": key.number,
+        "updateSequenceNumber": usn,
+        "displayName": f"{key.pipeline}/{key.environment}#{key.number} v{usn}",
+        "url": f"https://ci.example.com/{key.pipeline}/{key.number}",
+        "description": "multi-worker",
+        "lastUpdated": "2026-01-01T12:00:00Z",
+        "state": "successful",
+        "issueKeys": ["OPS-1"],
+        "pipeline": {"id": key.pipeline, "displayName": key.pipeline, "url": "https://ci"},
+        "environment": {"id": key.environment, "displayName": key.environment, "type": "testing"},
+    }
+
+
+def submit(stack: Stack, deployments: list[dict[str, Any]]) -> None:
+    for start in range(0, len(deployments), 100):
+        response = stack.submit(*deployments[start : start + 100])
+        assert response.status_code == 202, response.text
+        assert response.json()["rejectedDeployments"] == []
+
+
+def worker_url(stack: Stack, index: int) -> str:
+    return f"http://127.0.0.1:{stack.config.worker_ports[index]}"
+
+
+def assignment(url: str) -> dict[str, set[int]]:
+    """Table partitions a worker holds, by role, from its /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    roles: dict[str, set[int]] = {"active": set(), "standby": set()}
+    pattern = r'deploystream_worker_table_partitions\{partition="(\d+)",role="(\w+)"\} 1\.0'
+    for partition, role in re.findall(pattern, text):
+        roles[role].add(int(partition))
+    return roles
+
+
+def wrong_lookups(stack: Stack, expected: dict[Key, int]) -> list[tuple[Key, int, str]]:
+    """Keys whose lookup through the gateway is not the expected deployment."""
+    wrong = []
+    for key, usn in expected.items():
+        response = stack.http.get(stack.path(key.pipeline, key.environment, key.number))
+        body = response.json() if response.status_code == 200 else None
+        if body != {**deployment(key, usn), "schemaVersion": "1.0"}:
+            wrong.append((key, response.status_code, response.text[:200]))
+    return wrong
+
+
+def wait_settled(stack: Stack, timeout: float = 60) -> None:
+    """Both workers ready and owning partitions. start_stack waits for each worker to be ready
+    once; if they joined the group one after the other, the first may still be recovering
+    from the second rebalance."""
+    deadline = time.monotonic() + timeout
+    while not all(
+        httpx.get(f"{worker_url(stack, i)}/readyz", timeout=5).status_code == 200
+        and assignment(worker_url(stack, i))["active"]
+        for i in range(2)
+    ):
+        assert time.monotonic() < deadline, "the two workers did not settle"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(
+        kafka,
+        tmp_path_factory.mktemp("multi"),
+        workers=2,
+        partitions=PARTITIONS,
+        env={"DEPLOYSTREAM_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S)},
+    )
+    try:
+        wait_settled(running)
+        yield running
+    finally:
+        running.http.close()
+        for service in (running.gateway, *running.workers):
+            service.stop()
+
+
+@pytest.fixture(scope="module")
+def expected(stack: Stack) -> dict[Key, int]:
+    """300 deployments over 300 keys, applied by both workers; the updateSequenceNumber each
+    key should have (the failover test raises some)."""
+    submit(stack, [deployment(key, 1) for key in KEYS])
+    stack.wait_caught_up()
+    return dict.fromkeys(KEYS, 1)
+
+
+def test_keys_spread_over_every_partition() -> None:
+    # Guards the premise of the other tests: both workers own keys of this data set.
+    assert {key.partition() for key in KEYS} == set(range(PARTITIONS))
+
+
+def test_each_worker_owns_partitions_and_stands_by_for_the_others(stack: Stack) -> None:
+    first, second = (assignment(worker_url(stack, i)) for i in range(2))
+    assert first["active"] and second["active"]
+    assert first["active"] | second["active"] == set(range(PARTITIONS))
+    assert not first["active"] & second["active"]
+    # One standby replica: each worker keeps a warm copy of what the other owns.
+    assert first["standby"] == second["active"]
+    assert second["standby"] == first["active"]
+
+
+def test_every_lookup_through_the_gateway_is_right(stack: Stack, expected: dict[Key, int]) -> None:
+    assert wrong_lookups(stack, expected) == []
+
+
+def test_either_worker_answers_for_keys_owned_by_each(
+    stack: Stack, expected: dict[Key, int]
+) -> None:
+    urls = [worker_url(stack, i) for i in range(2)]
+    owner_of = {p: url for url in urls for p in assignment(url)["active"]}
+    served_by: set[str] = set()
+    with httpx.Client(timeout=10) as client:
+        for key in expected:
+            encoded = base64.urlsafe_b64encode(key.encoded()).decode()
+            answers = [client.get(f"{url}{LOOKUP}", params={"key": encoded}) for url in urls]
+            for answer in answers:
+                assert answer.status_code == 200, (key, answer.text)
+                assert answer.json()["deployment"] == {
+                    **deployment(key, 1),
+                    "schemaVersion": "1.0",
+                }
+                # Read from the table of the worker that owns the key's partition, whether
+                # that worker was asked directly or through the other one.
+                assert answer.headers[SERVED_BY] == owner_of[key.partition()]
+            served_by.add(answers[0].headers[SERVED_BY])
+    assert served_by == set(urls)
+
+
+ROW = re.compile(r"^\|\s*(\S+)\s*\|\s*(\d+)\s*\|\s*(-?\d+)\s*\|\s*$")
+DITTO = "\u3003"  # faust writes 〃 for "same topic as the row above"
+
+
+def recovery_table(log: str, title: str, topic: str, after: int) -> dict[int, int]:
+    """The rows of ``topic`` in the last of faust's recovery log tables called ``title``
+    (e.g. ``Highwater - Active``) written after offset ``after`` of the log: changelog
+    partition -> offset. faust logs the last offset of each partition, and the offset it
+    starts reading at (-1: nothing)."""
+    start = log.rfind(f"+{title}", after)
+    assert start >= 0, f"no {title!r} table in the log after offset {after}"
+    rows: dict[int, int] = {}
+    current = ""
+    for line in log[start:].splitlines()[3:]:
+        match = ROW.match(line)
+        if match is None:
+            break
+        current = current if match[1] == DITTO else match[1]
+        if current == topic:
+            rows[int(match[2])] = int(match[3])
+    return rows
+
+
+def test_lookups_are_right_again_after_a_worker_is_killed(
+    stack: Stack, expected: dict[Key, int]
+) -> None:
+    survivor, victim = worker_url(stack, 0), worker_url(stack, 1)
+    before = assignment(survivor)
+    taken_over = assignment(victim)["active"]
+    assert before["standby"] == taken_over
+    log_path = stack.workers[0].log_path
+    marker = len(log_path.read_text())
+
+    stack.workers[1].kill()
+    killed_at = time.monotonic()
+    # Until the group notices, the survivor still routes the victim's keys to the victim:
+    # it answers 503 (the gateway retries those), not a 500 or a hang.
+    victim_key = next(k for k in KEYS if k.partition() in taken_over)
+    encoded = base64.urlsafe_b64encode(victim_key.encoded()).decode()
+    direct = httpx.get(f"{survivor}{LOOKUP}", params={"key": encoded}, timeout=10)
+    assert direct.status_code == 503, direct.text
+    assert "unreachable" in direct.json()[0]["message"]
+    assert direct.headers["Retry-After"]
+    # Updates submitted while a worker is down are not lost either.
+    updated = KEYS[::7]
+    submit(stack, [deployment(key, 2) for key in updated])
+    expected.update(dict.fromkeys(updated, 2))
+
+    # Until the group notices (session timeout) and the survivor recovers, lookups of the
+    # victim's keys are 503 after the gateway's retries; never a wrong answer or a 404.
+    probes = {next(k for k in KEYS if k.partition() == p): p for p in range(PARTITIONS)}
+    statuses: Counter[int] = Counter()
+    while assignment(survivor)["active"] != set(range(PARTITIONS)):
+        assert time.monotonic() - killed_at < SESSION_TIMEOUT_S + 60, "no reassignment"
+        for key in probes:
+            response = stack.http.get(stack.path(key.pipeline, key.environment, key.number))
+            statuses[response.status_code] += 1
+            assert response.status_code in (200, 503), response.text
+            if response.status_code == 200:
+                assert response.json()["updateSequenceNumber"] in (1, expected[key])
+    reassigned_after = time.monotonic() - killed_at
+
+    stack.wait_caught_up()
+    assert wrong_lookups(stack, expected) == []
+
+    # The partitions taken over were standbys: recovery started at (or next to) their last
+    # offset instead of replaying the state topic from the beginning.
+    log = log_path.read_text()
+    topic = stack.config.state_topic
+    highwaters = recovery_table(log, "Highwater - Active", topic, marker)
+    starts = recovery_table(log, "Reading Starts At - Active", topic, marker)
+    assert set(highwaters) == set(starts) == set(range(PARTITIONS))
+    replayed = {p: highwaters[p] - starts[p] for p in sorted(taken_over)}
+    print(
+        f"\nreassigned {reassigned_after:.1f}s after the kill; gateway answers meanwhile "
+        f"{dict(statuses)}; records replayed by partition taken over: {replayed}"
+    )
+    # Each taken-over partition has state (it is not a replay from -1)...
+    assert all(starts[p] >= 0 for p in taken_over), starts
+    # ...and the standby had applied (nearly) all of it before the kill.
+    assert all(n <= 5 for n in replayed.values()), (highwaters, starts)

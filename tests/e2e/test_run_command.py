@@ -1,0 +1,125 @@
+"""`deploystream run` (what `make run` calls): one command brings up broker, worker and gateway,
+prints working credentials, and SIGTERM stops all three."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from deploystream.kafka.broker import free_port
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            child = int(stat.parent.name)
+            found |= {child} | _children(child)
+    return found
+
+
+def test_run_starts_everything_prints_a_working_curl_and_stops_on_sigterm(tmp_path: Path) -> None:
+    ports = {"kafka": free_port(), "gateway": free_port(), "worker": free_port()}
+    env = {k: v for k, v in os.environ.items() if k != "DEPLOYSTREAM_KAFKA_BOOTSTRAP"}
+    env["DEPLOYSTREAM_DEV_SECRET"] = "chosen-dev-secret-0123456789abcdef0123"
+    log = (tmp_path / "run.log").open("w+b")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deploystream",
+            "run",
+            "--kafka-port",
+            str(ports["kafka"]),
+            "--gateway-port",
+            str(ports["gateway"]),
+            "--worker-port",
+            str(ports["worker"]),
+            "--var-dir",
+            str(tmp_path / "var"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        output = ""
+        while "Ctrl-C stops everything" not in output:
+            assert process.poll() is None, output
+            assert time.monotonic() < deadline, output
+            time.sleep(0.5)
+            output = (tmp_path / "run.log").read_text()
+        assert "chosen-dev-secret-0123456789abcdef0123" in output
+        curl = re.search(r"curl -sS -u (\S+):(\S+) -X POST (\S+)", output)
+        assert curl is not None, output
+        user, secret, url = curl.groups()
+        body = {
+            "deployments": [
+                {
+                    "deploymentSequenceNumber": 1,
+                    "updateSequenceNumber": 1,
+                    "displayName": "d",
+                    "url": "https://x",
+                    "description": "d",
+                    "lastUpdated": "2026-01-01T00:00:00Z",
+                    "state": "successful",
+                    "issueKeys": ["A-1"],
+                    "pipeline": {"id": "web", "displayName": "w", "url": "https://w"},
+                    "environment": {"id": "prod", "displayName": "p", "type": "production"},
+                }
+            ]
+        }
+        assert httpx.post(url, json=body, auth=(user, secret), timeout=30).status_code == 202
+        token = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "deploystream",
+                "token",
+                "--url",
+                f"http://127.0.0.1:{ports['gateway']}",
+                "--var-dir",
+                str(tmp_path / "var"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout.strip()
+        lookup = url.replace("/bulk", "/pipelines/web/environments/prod/deployments/1")
+        found = httpx.get(lookup, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        for _ in range(100):
+            if found.status_code == 200:
+                break
+            time.sleep(0.1)
+            found = httpx.get(lookup, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert found.status_code == 200
+        children = _children(process.pid)
+        assert len(children) >= 3  # java, worker, gateway
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(90) == 0
+        time.sleep(1)
+        alive = [
+            pid
+            for pid in children
+            if Path(f"/proc/{pid}").exists()
+            and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        ]
+        assert alive == [], "processes outlived `deploystream run`"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
