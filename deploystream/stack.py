@@ -55,6 +55,8 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         """Spawn the process; it dies with its parent (PR_SET_PDEATHSIG)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self._log is not None:  # a restart after the process ended on its own
+            self._log.close()
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", self.module],
@@ -122,6 +124,7 @@ class StackConfig:
             "DEPLOYSTREAM_KAFKA_BOOTSTRAP": self.bootstrap,
             "DEPLOYSTREAM_DEPLOYMENTS_TOPIC": self.topic,
             "DEPLOYSTREAM_STATE_TOPIC": self.state_topic,
+            "DEPLOYSTREAM_DEAD_LETTER_TOPIC": f"{self.topic}-dead-letter",
             "DEPLOYSTREAM_PARTITIONS": str(self.partitions),
             "DEPLOYSTREAM_APP_ID": self.app_id,
             **self.extra_env,

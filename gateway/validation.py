@@ -7,6 +7,7 @@ rules that span fields (issueKeys-or-associations, the 500-value cap) are checke
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -307,12 +308,36 @@ def validate_deployment(raw: msgspec.Raw | bytes, index: int = 0) -> DeploymentD
     return deployment
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        msg = f"Request body has the key {duplicate!r} twice in one object"
+        raise _DuplicateKeyError(msg)
+    return result
+
+
+def _reject_duplicate_keys(text: str) -> None:
+    """RFC 8259 leaves duplicate keys undefined and msgspec keeps the last: refuse them, so
+    what we store is never a guess between two values the client sent."""
+    try:
+        json.loads(text, object_pairs_hook=_unique_pairs)
+    except _DuplicateKeyError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
 def parse_submission(body: bytes, *, max_deployments: int) -> SubmitDeployments:
     """Parse a ``POST .../bulk`` body; whole-request problems raise BadRequest/PayloadTooLarge."""
     try:
         # msgspec does not check the encoding of skipped or Raw values, so check it once here.
-        body.decode("utf-8")
+        text = body.decode("utf-8")
         envelope = _ENVELOPE_DECODER.decode(body)
+        _reject_duplicate_keys(text)
     except RecursionError as exc:
         msg = "Request body is not valid JSON: nested too deeply"
         raise BadRequest(msg) from exc

@@ -38,6 +38,13 @@ def main() -> int:
             settings.replication_factor,
             COMPACTED,
         )
+        ensure_topic(
+            settings.kafka_bootstrap,
+            settings.dead_letter_topic,
+            1,
+            settings.replication_factor,
+            exact_partitions=False,
+        )
     except StreamsError as exc:
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("streams").error("cannot start: %s", exc)

@@ -58,7 +58,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
     table = create_table(app, settings)
     index = create_property_index(app, settings)
     policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
-    register_agents(app, topic, table, index, policy, metrics)
+    dead_letters = app.topic(
+        settings.dead_letter_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    register_agents(app, topic, table, index, policy, metrics, dead_letters)
     register_views(app, table, metrics)
     register_health(app, table, metrics)
     return app

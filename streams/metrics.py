@@ -22,7 +22,7 @@ class WorkerMetrics:
         )
         self.poison = Counter(
             "deploystream_worker_poison_records",
-            "Records on the deployments topic that could not be decoded.",
+            "Records that could not be decoded or applied (copied to the dead-letter topic).",
             registry=self.registry,
         )
         self.lookups = Counter(

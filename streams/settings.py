@@ -27,6 +27,10 @@ class WorkerSettings(BaseSettings):
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     deployments_topic: str = Field("deployments", description="Topic of DeploymentEvent records.")
+    dead_letter_topic: str = Field(
+        "deployments-dead-letter",
+        description="Where records that cannot be applied are copied (Avro DeadLetter).",
+    )
     state_topic: str = Field(
         "deployments-state",
         description="Compacted topic of current state (the table's changelog), public.",

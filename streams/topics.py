@@ -25,6 +25,8 @@ def ensure_topic(
     partitions: int,
     replication: int,
     config: Mapping[str, str] | None = None,
+    *,
+    exact_partitions: bool = True,
 ) -> None:
     """Create ``name`` if missing; refuse to run on a topic of another shape.
 
@@ -52,7 +54,7 @@ def ensure_topic(
     except KafkaException as exc:
         msg = f"cannot set up topic {name!r} at {bootstrap}: {exc}"
         raise TopicSetupError(msg) from exc
-    if existing is None or len(existing.partitions) != partitions:
+    if existing is None or (exact_partitions and len(existing.partitions) != partitions):
         count = len(existing.partitions) if existing else 0
         msg = f"topic {name!r} has {count} partitions, the worker is configured for {partitions}"
         raise TopicSetupError(msg)

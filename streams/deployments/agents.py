@@ -136,10 +136,39 @@ def register_agents(
     index: Any,
     policy: GatingPolicy,
     metrics: WorkerMetrics,
+    dead_letters: Any,
 ) -> Any:
-    """Attach the apply agent to ``app``; concurrency stays 1 (faust #606)."""
+    """Attach the apply agent to ``app``; concurrency stays 1 (faust #606).
+
+    Failure policy: a record that cannot be decoded or applied never stops the partition. It
+    is counted, logged and copied to the dead-letter topic (awaited, so before its offset is
+    committed), and the records after it are applied.
+    """
     events = AvroCodec("DeploymentEvent")
+    letters = AvroCodec("DeadLetter")
     applier = DeploymentApplier(table, index, policy, metrics)
+
+    async def dead_letter(message: Any, error: str) -> None:
+        record = message.message
+        letter = {
+            "topic": record.tp.topic,
+            "partition": record.tp.partition,
+            "offset": record.offset,
+            "timestamp": int(record.timestamp * 1000) if record.timestamp else None,
+            "error": error[:2000],
+            "key": record.key,
+            "value": record.value,
+        }
+        metrics.poison.inc()
+        logger.error(
+            "dead-lettering %s[%d]@%d: %s",
+            record.tp.topic,
+            record.tp.partition,
+            record.offset,
+            error,
+        )
+        sent = await dead_letters.send(key=record.key, value=letters.encode(letter))
+        await sent
 
     async def apply_deployment_events(stream: Any) -> None:
         async for message in stream.events():
@@ -147,15 +176,11 @@ def register_agents(
                 event = events.decode(message.value)
                 outcome = applier.apply(message.key, event)
             except AvroDecodeError as exc:
-                tp = message.message.tp
-                metrics.poison.inc()
-                logger.error(
-                    "skipping undecodable record at %s[%d]@%d: %s",
-                    tp.topic,
-                    tp.partition,
-                    message.message.offset,
-                    exc,
-                )
+                await dead_letter(message, str(exc))
+                continue
+            except Exception as exc:  # a bug must not stall the partition; the record is kept
+                logger.exception("failed to apply a record")
+                await dead_letter(message, f"apply failed: {exc!r}")
                 continue
             metrics.applied.labels(outcome).inc()
 
