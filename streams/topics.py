@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -49,7 +51,7 @@ def ensure_topic(
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
-            existing = admin.list_topics(name, timeout=30).topics.get(name)
+            existing = _wait_for_partitions(admin, name)
         actual = _configs(admin, name, wanted) if wanted else {}
     except KafkaException as exc:
         msg = f"cannot set up topic {name!r} at {bootstrap}: {exc}"
@@ -62,6 +64,16 @@ def ensure_topic(
     if wrong:
         msg = f"topic {name!r} has {wrong}, the worker needs {wanted}"
         raise TopicSetupError(msg)
+
+
+def _wait_for_partitions(admin: AdminClient, name: str, timeout: float = 30.0) -> Any:
+    # A just-created topic can show up in metadata before its partitions do.
+    deadline = time.monotonic() + timeout
+    while True:
+        topic = admin.list_topics(name, timeout=timeout).topics.get(name)
+        if (topic is not None and topic.partitions) or time.monotonic() > deadline:
+            return topic
+        time.sleep(0.1)
 
 
 def _configs(admin: AdminClient, name: str, keys: Mapping[str, str]) -> dict[str, str]:
