@@ -67,11 +67,30 @@ def create_property_index(app: faust.App, settings: WorkerSettings) -> Any:
     It is written while applying events of a partition, so its entries live in (and its
     changelog is co-partitioned with) the partition of the deployments they list.
     """
+    codec = AvroValueCodec("PropertyIndexEntry")
+    # Declared explicitly for the same reason as the state topic: faust builds a lazy
+    # changelog with the JSON serializer when the table is declared, and recovery would then
+    # read Avro values as JSON.
+    changelog = app.topic(
+        f"{settings.app_id}-{INDEX_NAME}-changelog",
+        key_type=bytes,
+        value_type=None,
+        key_serializer="raw",
+        value_serializer=codec,
+        partitions=settings.partitions,
+        compacting=True,
+        deleting=False,
+        acks=False,
+        internal=True,
+        maxsize=131_072,
+        allow_empty=True,
+    )
     table = app.Table(
         INDEX_NAME,
         key_type=bytes,
         value_type=None,
         partitions=settings.partitions,
+        changelog_topic=changelog,
         options={
             "driver": "rocksdict",
             "block_cache_size": settings.rocksdb_block_cache_bytes,
@@ -79,5 +98,5 @@ def create_property_index(app: faust.App, settings: WorkerSettings) -> Any:
             "max_write_buffer_number": settings.rocksdb_write_buffers,
         },
     )
-    table.value_serializer = AvroValueCodec("PropertyIndexEntry")  # type: ignore[attr-defined]
+    table.value_serializer = codec  # type: ignore[attr-defined]
     return table
