@@ -35,6 +35,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # One produce request per table write costs more CPU than the write itself.
+        producer_linger=settings.changelog_linger_ms / 1000,
+        producer_max_batch_size=256 * 1024,
         # The web server listens on worker_host only; peers reach it at advertised_url.
         web_bind=settings.worker_host,
         web_host=settings.worker_host,

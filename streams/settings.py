@@ -54,6 +54,11 @@ class WorkerSettings(BaseSettings):
     rocksdb_write_buffer_bytes: int = Field(4 * MIB, description="Write buffer per partition DB.")
     rocksdb_write_buffers: int = Field(2, description="Write buffers per partition DB.")
     log_level: str = Field("info", description="Worker log level.")
+    changelog_linger_ms: int = Field(
+        10,
+        description="How long the worker's producer batches changelog writes (fewer, larger "
+        "produce requests; offsets are committed only after they are flushed).",
+    )
     gating_environment_types: frozenset[str] = Field(
         frozenset({"production"}),
         description="Environment types whose gated deployments wait for an approver (JSON list);"
