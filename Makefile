@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+CHAOS_ARGS ?=
 
-.PHONY: help install kafka-jars run test test-unit test-integration test-e2e lint format clean
+.PHONY: help install kafka-jars run test test-unit test-integration test-e2e chaos lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,6 +37,9 @@ test-integration: kafka-jars  ## integration tests (real broker)
 test-e2e: kafka-jars  ## end-to-end tests (broker, worker and gateway processes)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
+chaos: kafka-jars  ## long fault soak (worker/gateway kills, broker outages); results in chaos/results/
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
+
 lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -47,3 +51,11 @@ format: install  ## apply ruff's formatting and fixes
 
 clean:  ## remove run data (var/); keeps .venv and the jar cache
 	rm -rf var
+
+.PHONY: bench bench-quick
+
+bench: kafka-jars  ## benchmark: ingest, apply, lag, lookups, restarts, memory (~15-20 min) -> bench/results/
+	$(BIN)/python -m bench
+
+bench-quick: kafka-jars  ## the same benchmark, smaller and shorter (under 2 minutes)
+	$(BIN)/python -m bench --quick

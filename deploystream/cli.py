@@ -17,6 +17,7 @@ import httpx
 
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
+from deploystream.load import load
 from deploystream.stack import StackConfig, gateway_process, worker_process
 from gateway.clients import development_clients_yaml, hash_secret, new_secret
 from streams.settings import WorkerSettings
@@ -208,6 +209,9 @@ def kafka(port: int | None) -> None:
     with provide_broker(port=port or free_port()) as broker:
         click.echo(f"Kafka ({broker.kind}) at {broker.bootstrap}; Ctrl-C stops it.")
         stop.wait()
+
+
+main.add_command(load)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import math
 import random
 import time
 from collections import Counter
@@ -129,6 +130,8 @@ class GeneratorConfig:
     provider_metadata: float = 0.7
     #: False: every deployment once, in a final state (a backfill of history).
     lifecycle: bool = True
+    #: Prefix of every pipeline id: generators with different namespaces never share a key.
+    namespace: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.out_of_order <= MAX_OUT_OF_ORDER:
@@ -160,7 +163,7 @@ class DeploymentGenerator:
         rng = self._rng
         self._pipelines = [
             (
-                f"{_SERVICES[i % len(_SERVICES)]}-{i // len(_SERVICES) + 1}",
+                f"{self.config.namespace}{_SERVICES[i % len(_SERVICES)]}-{i // len(_SERVICES) + 1}",
                 f"{_SERVICES[i % len(_SERVICES)].title()} pipeline {i // len(_SERVICES) + 1}",
             )
             for i in range(self.config.pipelines)
@@ -401,7 +404,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered) / 100) - 1))
     return ordered[rank]
 
 

@@ -44,7 +44,7 @@ from gateway.keys import (
     SETTINGS,
     WORKERS,
 )
-from gateway.validation import INT64_MAX, INT64_MIN, parse_submission
+from gateway.validation import INT64_MAX, INT64_MIN, parse_submission, reject_duplicate_keys
 
 __all__ = [
     "decide_gating",
@@ -73,11 +73,16 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         msg = f"Request body of {request.content_length} bytes exceeds the {limit}-byte limit."
         raise PayloadTooLarge(msg)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        msg = f"Request body exceeds the {limit}-byte limit."
-        raise PayloadTooLarge(msg)
-    return body
+    # read(n) returns what has arrived, up to n bytes: keep reading until the end of the body.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            msg = f"Request body exceeds the {limit}-byte limit."
+            raise PayloadTooLarge(msg)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_long(text: str, name: str) -> int:
@@ -186,13 +191,21 @@ async def _token_request(request: web.Request) -> dict[str, str]:
             raise OAuthError("invalid_request", "The body is not valid JSON.") from exc
         if not isinstance(data, dict):
             raise OAuthError("invalid_request", "The body must be a JSON object.")
+        try:
+            reject_duplicate_keys(body.decode("utf-8"))
+        except (BadRequest, UnicodeDecodeError) as exc:
+            raise OAuthError("invalid_request", "Each parameter may be given once.") from exc
         return {str(k): v for k, v in data.items() if isinstance(v, str)}
     if request.content_type == FORM:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise OAuthError("invalid_request", "The body is not UTF-8.") from exc
-        return dict(parse_qsl(text, keep_blank_values=True))
+        pairs = parse_qsl(text, keep_blank_values=True)
+        form = dict(pairs)
+        if len(form) != len(pairs):
+            raise OAuthError("invalid_request", "Each parameter may be given once.")
+        return form
     raise OAuthError("invalid_request", f"Send the token request as {JSON} or {FORM}.")
 
 
@@ -337,9 +350,11 @@ async def decide_gating(request: web.Request) -> web.Response:
     if request.content_type != JSON:
         msg = f"Content-Type must be {JSON}."
         raise UnsupportedMediaType(msg)
+    body = await read_body(request, 16 * 1024)
     try:
-        decision = _DECISION.decode(await read_body(request, 16 * 1024))
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        decision = _DECISION.decode(body)
+        reject_duplicate_keys(body.decode("utf-8"))
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         msg = f"Invalid gating decision: {exc}"
         raise BadRequest(msg) from exc
     principal = request[PRINCIPAL]

@@ -23,6 +23,7 @@ __all__ = [
     "ItemRejected",
     "SubmitDeployments",
     "parse_submission",
+    "reject_duplicate_keys",
     "validate_deployment",
 ]
 
@@ -322,7 +323,7 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _reject_duplicate_keys(text: str) -> None:
+def reject_duplicate_keys(text: str) -> None:
     """RFC 8259 leaves duplicate keys undefined and msgspec keeps the last: refuse them, so
     what we store is never a guess between two values the client sent."""
     try:
@@ -337,7 +338,7 @@ def parse_submission(body: bytes, *, max_deployments: int) -> SubmitDeployments:
         # msgspec does not check the encoding of skipped or Raw values, so check it once here.
         text = body.decode("utf-8")
         envelope = _ENVELOPE_DECODER.decode(body)
-        _reject_duplicate_keys(text)
+        reject_duplicate_keys(text)
     except RecursionError as exc:
         msg = "Request body is not valid JSON: nested too deeply"
         raise BadRequest(msg) from exc

@@ -291,6 +291,9 @@ class LocalKafka:
             self._process.kill()
             self._process.wait()
             self._process = None
+        if self._stdout is not None:  # start() opens a new one
+            self._stdout.close()
+            self._stdout = None
 
     def stop(self, timeout: float = 30.0, *, remove: bool = True) -> None:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL; remove an owned work dir."""

@@ -17,7 +17,9 @@ from tests.e2e.test_properties_and_gating import GATED, on
 @pytest.fixture
 def own_stack(kafka: ProvidedBroker, tmp_path: Path) -> Iterator[Stack]:
     # A short session timeout: the killed worker's group membership expires quickly.
-    running = start_stack(kafka, tmp_path, partitions=4, env={"DEPLOYSTREAM_SESSION_TIMEOUT_S": "6"})
+    running = start_stack(
+        kafka, tmp_path, partitions=4, env={"DEPLOYSTREAM_SESSION_TIMEOUT_S": "6"}
+    )
     yield running
     running.http.close()
     for service in (running.gateway, *running.workers):
@@ -27,8 +29,16 @@ def own_stack(kafka: ProvidedBroker, tmp_path: Path) -> Iterator[Stack]:
 def test_worker_without_its_rocksdb_restores_tables_and_index(own_stack: Stack) -> None:
     stack = own_stack
     pipeline = "restore"
-    assert stack.submit(*[on(pipeline, n) for n in range(1, 31)], properties={"team": "a"}).status_code == 202
-    assert stack.submit(*[on(pipeline, n) for n in range(31, 41)], properties={"team": "b"}).status_code == 202
+    assert (
+        stack.submit(*[on(pipeline, n) for n in range(1, 31)], properties={"team": "a"}).status_code
+        == 202
+    )
+    assert (
+        stack.submit(
+            *[on(pipeline, n) for n in range(31, 41)], properties={"team": "b"}
+        ).status_code
+        == 202
+    )
     assert stack.submit(on(pipeline, 41, commands=GATED)).status_code == 202
     stack.wait_caught_up()
 
@@ -43,5 +53,9 @@ def test_worker_without_its_rocksdb_restores_tables_and_index(own_stack: Stack) 
     assert gating["gatingStatus"] == "awaiting"
     assert stack.http.delete(f"{API}/bulkByProperties", params={"team": "a"}).status_code == 202
     stack.wait_caught_up()
-    remaining = [n for n in range(1, 41) if stack.http.get(stack.path(pipeline, "prod", n)).status_code == 200]
+    remaining = [
+        n
+        for n in range(1, 41)
+        if stack.http.get(stack.path(pipeline, "prod", n)).status_code == 200
+    ]
     assert remaining == list(range(31, 41))

@@ -1,0 +1,399 @@
+"""Targets, the summary table, and the JSON and Markdown result files."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "TARGETS",
+    "Target",
+    "evaluate",
+    "machine_noise",
+    "markdown",
+    "summary_rows",
+    "write",
+]
+
+
+def _get(results: dict[str, Any], path: str) -> Any:
+    value: Any = results
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+@dataclass(frozen=True)
+class Target:
+    """One reported (not asserted) goal: ``value`` at ``path`` compared with ``limit``."""
+
+    name: str
+    path: str
+    limit: float
+    at_least: bool
+    unit: str
+    render: Callable[[float], str]
+
+    def check(self, results: dict[str, Any]) -> dict[str, Any]:
+        """The figure, the target and pass/miss."""
+        value = _get(results, self.path)
+        ok: bool | None = None
+        if isinstance(value, int | float) and not math.isnan(value):
+            ok = value >= self.limit if self.at_least else value <= self.limit
+        sign = "≥" if self.at_least else "≤"
+        return {
+            "name": self.name,
+            "value": value,
+            "shown": self.render(value) if isinstance(value, int | float) else "not measured",
+            "target": f"{sign} {self.render(self.limit)}",
+            "result": "pass" if ok else ("miss" if ok is False else "n/a"),
+        }
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms"
+
+
+def _mb(value: float) -> str:
+    return f"{value:.0f} MB"
+
+
+TARGETS = (
+    Target(
+        "Gateway ingest (bulk 100) ÷ bare producer",
+        "ingest.baseline.ratio",
+        0.30,
+        at_least=True,
+        unit="ratio",
+        render=_pct,
+    ),
+    Target(
+        "Worker apply ÷ bare consumer (+ Avro decode)",
+        "apply.ratio",
+        0.20,
+        at_least=True,
+        unit="ratio",
+        render=_pct,
+    ),
+    Target(
+        "Visibility lag p99 at half load",
+        "visibility.halfSustainable.lagP99Ms",
+        250.0,
+        at_least=False,
+        unit="ms",
+        render=_ms,
+    ),
+    Target("Lookup p99, 64 clients", "lookup.p99Ms", 10.0, at_least=False, unit="ms", render=_ms),
+    Target(
+        "Worker peak RSS with the restart table",
+        "restart.workerPeakRssMb",
+        512.0,
+        at_least=False,
+        unit="MB",
+        render=_mb,
+    ),
+)
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target checked against ``results``."""
+    return [t.check(results) for t in TARGETS]
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if not isinstance(value, int | float) or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _restart_cell(result: dict[str, Any] | None) -> str:
+    if not result:
+        return "not measured"
+    if not result.get("served"):
+        return f"not serving after {result['timeoutS']:.0f} s"
+    return f"ready {result['readyS']:.1f} s, serving {result['servingS']:.1f} s"
+
+
+def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """(measure, value) rows answering the four questions, plus memory."""
+    rows: list[tuple[str, str]] = []
+    ingest = results.get("ingest") or {}
+    for bulk, step in (ingest.get("saturation") or {}).items():
+        rows.append(
+            (
+                f"Ingest, bulk {bulk} (saturation)",
+                f"{_n(step['deploymentsPerS'])} deployments/s at {step['concurrency']} in flight"
+                f" (p50 {step['p50Ms']:.1f} ms, p99 {step['p99Ms']:.1f} ms)",
+            )
+        )
+    baseline = ingest.get("baseline") or {}
+    if baseline:
+        rows.append(
+            (
+                "Bare producer, same events (pre-encoded / encode+produce)",
+                f"{_n(baseline['bareEventsPerS'])} / {_n(baseline['encodeAndProduceEventsPerS'])}"
+                f" events/s (gateway {_pct(baseline['ratio'])} / "
+                f"{_pct(baseline['ratioToEncodeAndProduce'])} of them)",
+            )
+        )
+    apply = results.get("apply") or {}
+    if apply:
+        rows.append(
+            (
+                "Worker apply (vs bare consumer + decode)",
+                f"{_n(apply['eventsPerS'])} events/s vs {_n(apply['bareEventsPerS'])} "
+                f"({_pct(apply['ratio'])})",
+            )
+        )
+    visibility = results.get("visibility") or {}
+    for key, label in (
+        ("halfSustainable", "Visibility lag, half the sustainable load"),
+        ("halfGatewaySaturation", "Visibility lag, half the gateway's saturation (overload)"),
+    ):
+        run = visibility.get(key)
+        if run:
+            rows.append(
+                (
+                    label,
+                    f"p50 {_n(run['lagP50Ms'])} ms, p99 {_n(run['lagP99Ms'])} ms at "
+                    f"{_n(run['achievedDeploymentsPerS'])} deployments/s ({run['probes']} probes,"
+                    f" {run['seconds']:.0f} s)",
+                )
+            )
+    lookup = results.get("lookup") or {}
+    if lookup:
+        rows.append(
+            (
+                f"Lookup, {lookup['clients']} clients, {_n(lookup['storedDeployments'])} stored",
+                f"{_n(lookup['requestsPerS'])} requests/s, p50 {lookup['p50Ms']:.1f} ms, "
+                f"p99 {lookup['p99Ms']:.1f} ms",
+            )
+        )
+        single = lookup.get("oneClient")
+        if single:
+            rows.append(
+                (
+                    "Lookup, 1 client (unloaded)",
+                    f"{_n(single['requestsPerS'])} requests/s, p50 {single['p50Ms']:.1f} ms, "
+                    f"p99 {single['p99Ms']:.1f} ms",
+                )
+            )
+    restart = results.get("restart") or {}
+    if restart:
+        n = _n(restart.get("deployments"))
+        rows.append((f"First start, {n} stored (restore)", f"{restart['firstStartS']:.1f} s"))
+        for mode, label in (
+            ("kill", "SIGKILL restart, RocksDB kept"),
+            ("wipe", "SIGKILL restart, RocksDB deleted"),
+            ("term", "SIGTERM restart"),
+        ):
+            rows.append((f"{label} ({n} stored)", _restart_cell(restart.get(mode))))
+    memory = results.get("memory") or {}
+    for role, label in (("gateway", "Gateway peak RSS"), ("worker", "Worker peak RSS (any)")):
+        if memory.get(role) is not None:
+            rows.append((label, f"{memory[role]:.0f} MB"))
+    return rows
+
+
+def machine_noise(results: dict[str, Any]) -> float | None:
+    """Mean CPU (% of one core) that processes outside the benchmark used while it measured."""
+    found: list[float] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            cpu = value.get("cpuPct")
+            if isinstance(cpu, dict) and isinstance(cpu.get("other"), int | float):
+                found.append(float(cpu["other"]))
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk({k: v for k, v in results.items() if k != "meta"})
+    return sum(found) / len(found) if found else None
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _profile_lines(title: str, profile: dict[str, Any] | None) -> list[str]:
+    if not profile:
+        return []
+    if "error" in profile:
+        return [f"### {title}", "", f"No profile: {profile['error']}", ""]
+    lines = [
+        f"### {title}",
+        "",
+        f"`{profile['file']}` — {profile['samples']} samples of the thread holding the GIL "
+        "(collapsed stacks; open with speedscope or flamegraph.pl).",
+        "",
+        "Innermost function of our own code on the stack (library time charged to its caller):",
+        "",
+    ]
+    lines += _table(
+        ["function", "% of samples"],
+        [[f"`{e['function']}`", e["pct"]] for e in profile["ownCode"][:12]],
+    )
+    lines += ["Where the CPU was (top of stack, any code):", ""]
+    lines += _table(
+        ["function", "% of samples"],
+        [[f"`{e['function']}`", e["pct"]] for e in profile["leaf"][:12]],
+    )
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The human-readable report."""
+    meta = results["meta"]
+    lines = [
+        f"# deploystream benchmark — {meta['mode']} run, {meta['startedAt']}",
+        "",
+        f"{meta['machine']}. Broker, worker(s), gateway(s) and the load generator share "
+        f"these cores: every figure is for the whole set on one machine. Run took "
+        f"{meta['durationS']:.0f} s.",
+        "",
+    ]
+    noise = machine_noise(results)
+    if noise is not None and noise > 25:
+        lines += [
+            f"**The machine was busy with other work during this run**: processes outside the "
+            f"benchmark used {noise:.0f}% of a core on average while it measured (column "
+            "'other' below). Absolute figures are depressed and noisy; the side-by-side "
+            "ratios are the more meaningful ones.",
+            "",
+        ]
+    if meta["mode"] == "quick":
+        lines += [
+            "**Quick run**: smaller tables and single short runs (no medians), so figures are "
+            f"rough. Lookups over {_n(meta['plan']['lookup_deployments'])} and restarts with "
+            f"{_n(meta['plan']['restart_deployments'])} stored deployments (the full run uses "
+            "100,000 and 1,000,000); session timeout "
+            f"{meta['plan']['session_timeout_s']:.0f} s.",
+            "",
+        ]
+    lines += ["## Targets", ""]
+    lines += _table(
+        ["figure", "measured", "target", "result"],
+        [[t["name"], t["shown"], t["target"], f"**{t['result']}**"] for t in results["targets"]],
+    )
+    lines += ["## Summary", ""]
+    lines += _table(["measure", "value"], [list(r) for r in summary_rows(results)])
+    if results.get("findings"):
+        lines += ["## Noticed during the run", ""]
+        lines += [f"- {f}" for f in results["findings"]] + [""]
+    ingest = results.get("ingest") or {}
+    if ingest:
+        lines += ["## Ingest", "", "Closed loop; each figure is the median of the repeats.", ""]
+        lines += _table(
+            ["bulk", "in flight", "deployments/s", "requests/s", "p50 ms", "p99 ms", "CPU %"],
+            [
+                [
+                    s["bulk"],
+                    s["concurrency"],
+                    _n(s["deploymentsPerS"]),
+                    _n(s["requestsPerS"]),
+                    s["p50Ms"],
+                    s["p99Ms"],
+                    ", ".join(f"{k} {v:.0f}" for k, v in s["cpuPct"].items()),
+                ]
+                for s in ingest["steps"]
+            ],
+        )
+        baseline = ingest["baseline"]
+        lines += [
+            f"Side by side (bulk {baseline['bulk']}, {baseline['concurrency']} in flight; "
+            f"bare producer: {_n(baseline['events'])} pre-encoded events of "
+            f"{baseline['meanEventBytes']:.0f} bytes on average, gateway's producer "
+            "settings, every delivery awaited):",
+            "",
+        ]
+        lines += _table(
+            ["gateway dep/s", "bare producer ev/s", "encode+produce ev/s", "ratio"],
+            [
+                [
+                    _n(p["gatewayDeploymentsPerS"]),
+                    _n(p["bareEventsPerS"]),
+                    _n(p["encodeAndProduceEventsPerS"]),
+                    _pct(p["ratio"]),
+                ]
+                for p in baseline["pairs"]
+            ],
+        )
+    apply = results.get("apply") or {}
+    if apply:
+        lines += [
+            "## Apply",
+            "",
+            f"{_n(apply['events'])} events ({_pct(apply['outOfOrderFraction'])} out of order) "
+            "pre-produced; a fresh worker (new consumer group and table) per run; rate from "
+            "its `deploystream_worker_events_total` between the first and the last applied "
+            "event; the bare consumer (confluent-kafka, Avro decode of each value) reads the "
+            "same topic right after.",
+            "",
+        ]
+        lines += _table(
+            ["worker ev/s", "bare consumer ev/s", "ratio", "worker CPU %", "profiled"],
+            [
+                [
+                    _n(r["eventsPerS"]),
+                    _n(r["bareEventsPerS"]),
+                    _pct(r["ratio"]),
+                    _n(r["cpuPct"].get("worker")),
+                    "yes" if r["profiled"] else "",
+                ]
+                for r in apply["runs"]
+            ],
+        )
+        restore = apply.get("restoreWithoutRocksDb")
+        if restore:
+            lines += [
+                f"Restart of that worker with its RocksDB deleted: {_restart_cell(restore)}.",
+                "",
+            ]
+    for key in ("visibility", "lookup", "restart", "memory"):
+        if results.get(key):
+            lines += [f"## {key.title()}", "", "```json"]
+            lines += [orjson.dumps(results[key], option=orjson.OPT_INDENT_2).decode(), "```", ""]
+    lines += ["## Profiles", ""]
+    lines += _profile_lines("Gateway during ingest", ingest.get("profile"))
+    lines += _profile_lines("Worker during apply", apply.get("profile"))
+    lines += ["## Method", ""] + [f"- {n}" for n in meta["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def write(results: dict[str, Any], directory: Path, stamp: str) -> tuple[Path, Path]:
+    """``bench-<stamp>.json`` / ``.md`` and copies as ``latest.json`` / ``latest.md``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / f"bench-{stamp}.json"
+    md_path = directory / f"bench-{stamp}.md"
+    json_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    md_path.write_text(markdown(results))
+    shutil.copyfile(json_path, directory / "latest.json")
+    shutil.copyfile(md_path, directory / "latest.md")
+    return json_path, md_path
+
+
+if __name__ == "__main__":
+    import sys
+
+    # Re-render a result's Markdown: python -m bench.report bench/results/bench-<stamp>.json
+    source = Path(sys.argv[1])
+    document = orjson.loads(source.read_bytes())
+    document["targets"] = evaluate(document)
+    source.with_suffix(".md").write_text(markdown(document))

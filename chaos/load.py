@@ -1,0 +1,219 @@
+"""Steady load from a few lanes, each a thread sending its own seeded history one request at a
+time, recording every answer in its lane's model and in a shared log of samples."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from chaos.model import (
+    DeleteByKey,
+    HistoryConfig,
+    Key,
+    LaneHistory,
+    Operation,
+    Outcome,
+    Submit,
+)
+
+__all__ = ["API", "LoadRunner", "Sample", "deployment_path"]
+
+API = "/rest/deployments/0.1"
+#: After an answer that asks to retry (503, 429, no connection), a lane waits this long.
+BACKOFF_S = 0.1
+#: No lane runs longer than this, whatever the caller forgets to stop.
+MAX_RUN_S = 3600.0
+
+
+def deployment_path(key: Key) -> str:
+    """The API path of ``key``, percent-encoded as clients do."""
+    return (
+        f"{API}/pipelines/{quote(key.pipeline, safe='')}/environments/"
+        f"{quote(key.environment, safe='')}/deployments/{key.number}"
+    )
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One request: when it was sent and answered, its kind, and the answer."""
+
+    started: float
+    finished: float
+    kind: str
+    status: int | None  # None: no HTTP answer (see ``error``)
+    error: str | None = None
+    retry_after: str | None = None
+
+
+def _request(operation: Operation) -> tuple[str, str, str, dict[str, object] | None]:
+    """(kind, method, url, JSON body) of an operation."""
+    if isinstance(operation, Submit):
+        return "submit", "POST", f"{API}/bulk", operation.body()
+    if isinstance(operation, DeleteByKey):
+        url = deployment_path(operation.key)
+        if operation.limit is not None:
+            url += f"?_updateSequenceNumber={operation.limit}"
+        return "delete", "DELETE", url, None
+    query = dict(operation.properties)
+    if operation.limit is not None:
+        query["_updateSequenceNumber"] = str(operation.limit)
+    return "delete-by-properties", "DELETE", f"{API}/bulkByProperties?{urlencode(query)}", None
+
+
+def classify(status: int | None, error: BaseException | None) -> Outcome:
+    """What an answer says about whether the operation happened.
+
+    202 is certain. 429 is refused before the handler runs. A refused connection never
+    reached a gateway. Everything else (503, a broken or timed-out exchange) is unknown.
+    """
+    if status == 202:
+        return Outcome.ACKED
+    if status == 429 or isinstance(error, httpx.ConnectError):
+        return Outcome.NOT_APPLIED
+    return Outcome.UNKNOWN
+
+
+@dataclass
+class LoadRunner:
+    """``lanes`` threads of seeded operations against the gateway at ``base_url``."""
+
+    base_url: str
+    auth: tuple[str, str]
+    lanes: int = 4
+    seed: int = 0
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    #: The environment of every key (runs sharing a stack use different ones).
+    environment: str = "prod"
+    #: Pause between two requests of a lane (0: as fast as the gateway answers).
+    pause_s: float = 0.0
+    samples: list[Sample] = field(default_factory=list, init=False)
+    unexpected: list[str] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.histories = [
+            LaneHistory(lane, self.seed, self.history, self.environment)
+            for lane in range(self.lanes)
+        ]
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._threads = [
+            threading.Thread(target=self._run, args=(h,), name=f"lane-{h.lane}", daemon=True)
+            for h in self.histories
+        ]
+
+    # -- control ------------------------------------------------------------------------------
+
+    def start(self) -> LoadRunner:
+        """Start every lane."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the lanes after their current request and wait for them."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            msg = f"load lanes did not stop within {timeout:.0f}s: {alive}"
+            raise TimeoutError(msg)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not answered yet."""
+        return self._in_flight
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until ``predicate()`` holds (polling), or fail naming ``what``."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                msg = f"timed out after {timeout:.0f}s waiting for {what}"
+                raise TimeoutError(msg)
+            time.sleep(0.02)
+
+    def acked_since(self, moment: float) -> int:
+        """Requests sent at or after ``moment`` that were answered 202."""
+        count = 0
+        with self._lock:
+            # Samples are appended as they finish: only the tail can have started later.
+            for sample in reversed(self.samples):
+                if sample.finished < moment:
+                    break
+                count += sample.started >= moment and sample.status == 202
+        return count
+
+    def statuses(self) -> Counter[str]:
+        """Answers so far by status (or error type)."""
+        with self._lock:
+            return Counter(
+                str(s.status) if s.status is not None else (s.error or "error")
+                for s in self.samples
+            )
+
+    def outcomes(self) -> Counter[str]:
+        """Operations so far by outcome (acked, not applied, unknown)."""
+        total: Counter[str] = Counter()
+        for history in self.histories:
+            total.update(history.model.counts)
+        return total
+
+    # -- lanes --------------------------------------------------------------------------------
+
+    def _run(self, history: LaneHistory) -> None:
+        deadline = time.monotonic() + MAX_RUN_S
+        with httpx.Client(
+            base_url=self.base_url, auth=self.auth, timeout=httpx.Timeout(30.0)
+        ) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                operation = history.next()
+                if operation is None:
+                    return
+                outcome = self._send(client, operation)
+                history.model.record(operation, outcome)
+                if outcome is not Outcome.ACKED:
+                    self._stop.wait(BACKOFF_S)
+                elif self.pause_s:
+                    self._stop.wait(self.pause_s)
+
+    def _send(self, client: httpx.Client, operation: Operation) -> Outcome:
+        kind, method, url, body = _request(operation)
+        status: int | None = None
+        error: BaseException | None = None
+        retry_after: str | None = None
+        with self._lock:
+            self._in_flight += 1
+        started = time.monotonic()
+        try:
+            response = client.request(method, url, json=body)
+            status = response.status_code
+            retry_after = response.headers.get("Retry-After")
+            if status not in (202, 429, 503) or (
+                status == 202 and kind == "submit" and response.json()["rejectedDeployments"]
+            ):
+                self.unexpected.append(f"{method} {url} -> {status}: {response.text[:300]}")
+        except httpx.TransportError as exc:
+            error = exc
+        finally:
+            finished = time.monotonic()
+            with self._lock:
+                self._in_flight -= 1
+        sample = Sample(
+            started,
+            finished,
+            kind,
+            status,
+            type(error).__name__ if error is not None else None,
+            retry_after,
+        )
+        with self._lock:
+            self.samples.append(sample)
+        return classify(status, error)
