@@ -104,17 +104,62 @@ def _is_project(path: str) -> bool:
     return _PROJECT.search(path) is not None
 
 
+#: (category, pattern on "file:function"), tried from the top of the stack down; the first
+#: frame that matches names the category of the sample.
+CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern))
+    for name, pattern in (
+        ("Avro encode (fastavro, schemas.AvroCodec.encode)", r"AvroCodec\.encode|fastavro.*writ"),
+        ("Avro decode (fastavro, schemas.AvroCodec.decode)", r"AvroCodec\.decode|fastavro.*read"),
+        ("duplicate-key check (stdlib json)", r"_reject_duplicate_keys|_unique_pairs|^json/"),
+        ("msgspec validation", r"gateway/validation\.py"),
+        ("event building (uuid, datetime, to_builtins)", r"gateway/events\.py|^uuid\.py"),
+        ("authentication (JWT, Basic)", r"gateway/auth\.py|^jwt/"),
+        ("Prometheus metrics", r"prometheus_client/"),
+        ("logging", r"logging/"),
+        ("RocksDB store (faust/rocksdict)", r"faust/stores/|rocksdict"),
+        (
+            "changelog/producer (faust topics, aiokafka producer)",
+            r"faust/topics\.py|"
+            r"faust/transport/producer\.py|aiokafka/producer/|faust/tables/base\.py:Collection",
+        ),
+        ("librdkafka producer (gateway)", r"gateway/producer\.py|confluent_kafka"),
+        (
+            "consumer fetch/parse (aiokafka, faust conductor)",
+            r"aiokafka/consumer/|aiokafka/record|"
+            r"faust/transport/consumer\.py|faust/transport/conductor\.py|"
+            r"faust/transport/drivers/aiokafka\.py",
+        ),
+        ("apply logic (streams/deployments)", r"streams/deployments/"),
+        (
+            "faust stream/agent machinery",
+            r"faust/streams\.py|faust/agents/|faust/events\.py|"
+            r"faust/tables/|mode/",
+        ),
+        ("aiohttp HTTP server/client", r"aiohttp/|multidict|yarl"),
+        ("gateway handlers/middleware", r"gateway/"),
+        ("asyncio event loop", r"asyncio/|selectors\.py"),
+    )
+)
+
+
 @dataclass
 class Profile:
     """Where the sampled time went."""
 
     samples: int = 0
+    #: Samples whose stack does not reach the process's entry point: frames resumed from C
+    #: (async generators, callbacks) that py-spy cannot unwind further. Their top frames are
+    #: still right; the "own code" attribution misses their callers.
+    partial: int = 0
     #: Innermost frame of our own code in each sample (library time charged to its caller).
     project: Counter[str] = field(default_factory=Counter)
     #: Frame on top of the stack (where the CPU was), any code.
     leaf: Counter[str] = field(default_factory=Counter)
     #: Every function on the stack (each counted once per sample).
     inclusive: Counter[str] = field(default_factory=Counter)
+    #: Samples by category (:data:`CATEGORIES`; "other" when none matches).
+    categories: Counter[str] = field(default_factory=Counter)
 
     def top(self, counter: Counter[str], n: int = 15) -> list[dict[str, Any]]:
         """The ``n`` largest entries with their share of all samples, in %."""
@@ -127,10 +172,20 @@ class Profile:
         """A JSON-ready digest."""
         return {
             "samples": self.samples,
+            "partialPct": round(100 * self.partial / self.samples, 1) if self.samples else 0.0,
+            "categories": self.top(self.categories, len(CATEGORIES) + 1),
             "ownCode": self.top(self.project, n),
             "leaf": self.top(self.leaf, n),
             "inclusive": self.top(self.inclusive, n),
         }
+
+
+def _category(names: list[str]) -> str:
+    for name in reversed(names):
+        for category, pattern in CATEGORIES:
+            if pattern.search(name):
+                return category
+    return "other"
 
 
 def analyse(path: Path) -> Profile:
@@ -150,10 +205,14 @@ def analyse(path: Path) -> Profile:
         if not frames:
             continue
         profile.samples += count
+        if not any(p.endswith("__main__.py") or "threading.py" in p for _, p in frames[:4]):
+            profile.partial += count
         func, file = frames[-1]
         profile.leaf[f"{_short(file)}:{func}"] += count
         own = next(((f, p) for f, p in reversed(frames) if _is_project(p)), None)
         profile.project[f"{_short(own[1])}:{own[0]}" if own else _LIBRARY_ONLY] += count
-        for name in {f"{_short(p)}:{f}" for f, p in frames}:
+        names = [f"{_short(p)}:{f}" for f, p in frames]
+        for name in set(names):
             profile.inclusive[name] += count
+        profile.categories[_category(names)] += count
     return profile

@@ -241,7 +241,9 @@ def _profile_lines(title: str, profile: dict[str, Any] | None) -> list[str]:
         f"### {title}",
         "",
         f"`{profile['file']}` — {profile['samples']} samples of the thread holding the GIL "
-        "(collapsed stacks; open with speedscope or flamegraph.pl).",
+        "(collapsed stacks; open with speedscope or flamegraph.pl); "
+        f"{profile.get('partialPct', 0)}% of them are partial stacks (frames resumed from C, "
+        "e.g. async generators, that py-spy cannot unwind to their callers).",
         "",
         "Innermost function of our own code on the stack (library time charged to its caller):",
         "",

@@ -154,15 +154,24 @@ async def submit_deployments(request: web.Request) -> web.Response:
     )
 
 
-@requires(Scope.READ)
-async def get_deployment(request: web.Request) -> web.Response:
-    """``GET .../deployments/{n}``: the stored deployment, 404 when absent."""
+async def _stored_of(
+    request: web.Request, tenant: str | None = None
+) -> tuple[tuple[str, str, int], dict[str, Any]]:
+    """The path's key and the stored state of it (the caller's own unless ``tenant``)."""
     app = request.app
     pipeline_id, environment_id, number = _key_of(request)
-    key = app[CODECS].encode_key(request[PRINCIPAL].tenant, pipeline_id, environment_id, number)
+    owner = tenant or request[PRINCIPAL].tenant
+    key = app[CODECS].encode_key(owner, pipeline_id, environment_id, number)
     stored = await app[WORKERS].get(key)
     if stored is None:
         raise NotFound
+    return (pipeline_id, environment_id, number), stored
+
+
+@requires(Scope.READ)
+async def get_deployment(request: web.Request) -> web.Response:
+    """``GET .../deployments/{n}``: the stored deployment, 404 when absent."""
+    _, stored = await _stored_of(request)
     return json_response(stored["deployment"])
 
 
@@ -308,12 +317,7 @@ async def delete_by_properties(request: web.Request) -> web.Response:
 @requires(Scope.READ)
 async def get_gating_status(request: web.Request) -> web.Response:
     """``GET .../gating-status``: the gating of a deployment; ``invalid`` if it never asked."""
-    app = request.app
-    pipeline_id, environment_id, number = _key_of(request)
-    key = app[CODECS].encode_key(request[PRINCIPAL].tenant, pipeline_id, environment_id, number)
-    stored = await app[WORKERS].get(key)
-    if stored is None:
-        raise NotFound
+    (pipeline_id, environment_id, number), stored = await _stored_of(request)
     gating = stored.get("gating")
     body: dict[str, Any] = {
         "deploymentSequenceNumber": number,

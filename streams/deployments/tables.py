@@ -1,4 +1,4 @@
-"""The deployments table: RocksDB through the rocksdict driver, Avro values, raw Avro keys."""
+"""The worker's tables: RocksDB through the rocksdict driver, Avro values, raw Avro keys."""
 
 from __future__ import annotations
 
@@ -15,16 +15,23 @@ TABLE_NAME = "deployments"
 INDEX_NAME = "deployment-properties"
 
 
-def create_table(app: faust.App, settings: WorkerSettings) -> Any:
-    """Declare the table; its changelog is the public, compacted state topic."""
-    codec = StoredDeploymentCodec()
-    # The changelog gets a name of our choosing (not "<app id>-deployments-changelog") because
-    # other services consume it: one write per change serves recovery, standbys and them.
-    # Same arguments as faust's own changelog topic (faust.tables.base._new_changelog_topic).
-    # It must be passed here, not assigned later: the table manager indexes tables by
-    # changelog name when the table is declared.
+def _avro_table(
+    app: faust.App,
+    settings: WorkerSettings,
+    name: str,
+    changelog_name: str,
+    codec: AvroValueCodec,
+) -> Any:
+    """A bytes-keyed table whose values, changelog writes and recovery reads are all Avro.
+
+    The changelog is declared here, with the same arguments as faust's own
+    (faust.tables.base._new_changelog_topic): faust would otherwise build a lazy changelog
+    with the JSON serializer when the table is declared, and recovery would read Avro values
+    as JSON. It must be passed at declaration: the table manager indexes tables by changelog
+    name then.
+    """
     changelog = app.topic(
-        settings.state_topic,
+        changelog_name,
         key_type=bytes,
         value_type=None,
         key_serializer="raw",
@@ -38,7 +45,7 @@ def create_table(app: faust.App, settings: WorkerSettings) -> Any:
         allow_empty=True,
     )
     table = app.Table(
-        TABLE_NAME,
+        name,
         # bytes keys use the raw serializer: the table key is the gateway's Kafka key, byte for
         # byte, so faust's router hashes it to the partition the gateway's producer chose.
         key_type=bytes,
@@ -61,42 +68,23 @@ def create_table(app: faust.App, settings: WorkerSettings) -> Any:
     return table
 
 
+def create_table(app: faust.App, settings: WorkerSettings) -> Any:
+    """The deployments table. Its changelog has a name of our choosing (not
+    "<app id>-deployments-changelog") because it is the public state topic other services
+    consume: one write per change serves recovery, standbys and them."""
+    return _avro_table(app, settings, TABLE_NAME, settings.state_topic, StoredDeploymentCodec())
+
+
 def create_property_index(app: faust.App, settings: WorkerSettings) -> Any:
-    """Declare the property index: PropertyIndexKey -> PropertyIndexEntry, per partition.
+    """The property index: PropertyIndexKey -> PropertyIndexEntry, per partition.
 
     It is written while applying events of a partition, so its entries live in (and its
     changelog is co-partitioned with) the partition of the deployments they list.
     """
-    codec = AvroValueCodec("PropertyIndexEntry")
-    # Declared explicitly for the same reason as the state topic: faust builds a lazy
-    # changelog with the JSON serializer when the table is declared, and recovery would then
-    # read Avro values as JSON.
-    changelog = app.topic(
-        f"{settings.app_id}-{INDEX_NAME}-changelog",
-        key_type=bytes,
-        value_type=None,
-        key_serializer="raw",
-        value_serializer=codec,
-        partitions=settings.partitions,
-        compacting=True,
-        deleting=False,
-        acks=False,
-        internal=True,
-        maxsize=131_072,
-        allow_empty=True,
-    )
-    table = app.Table(
+    return _avro_table(
+        app,
+        settings,
         INDEX_NAME,
-        key_type=bytes,
-        value_type=None,
-        partitions=settings.partitions,
-        changelog_topic=changelog,
-        options={
-            "driver": "rocksdict",
-            "block_cache_size": settings.rocksdb_block_cache_bytes,
-            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
-            "max_write_buffer_number": settings.rocksdb_write_buffers,
-        },
+        f"{settings.app_id}-{INDEX_NAME}-changelog",
+        AvroValueCodec("PropertyIndexEntry"),
     )
-    table.value_serializer = codec  # type: ignore[attr-defined]
-    return table
