@@ -245,6 +245,14 @@ def _profile_lines(title: str, profile: dict[str, Any] | None) -> list[str]:
         f"{profile.get('partialPct', 0)}% of them are partial stacks (frames resumed from C, "
         "e.g. async generators, that py-spy cannot unwind to their callers).",
         "",
+        "By category (first matching frame from the top of the stack):",
+        "",
+    ]
+    lines += _table(
+        ["category", "% of samples"],
+        [[e["function"], e["pct"]] for e in profile.get("categories", [])],
+    )
+    lines += [
         "Innermost function of our own code on the stack (library time charged to its caller):",
         "",
     ]
@@ -395,7 +403,17 @@ if __name__ == "__main__":
     import sys
 
     # Re-render a result's Markdown: python -m bench.report bench/results/bench-<stamp>.json
+    from bench.profiling import analyse
+
     source = Path(sys.argv[1])
     document = orjson.loads(source.read_bytes())
+    # Profiles are analysed again from their files (the analysis may have grown since).
+    run_dir = source.with_suffix("")
+    for phase in ("ingest", "apply"):
+        profile = (document.get(phase) or {}).get("profile") or {}
+        if profile.get("file") and (run_dir / profile["file"]).exists():
+            summary = analyse(run_dir / profile["file"]).summary()
+            document[phase]["profile"] = {"file": profile["file"], **summary}
     document["targets"] = evaluate(document)
+    source.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     source.with_suffix(".md").write_text(markdown(document))
