@@ -15,6 +15,8 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import load_schema
 
+from schemas.tagging import union_tagger
+
 __all__ = ["SCHEMA_DIR", "AvroCodec", "AvroDecodeError", "load"]
 
 SCHEMA_DIR = Path(str(resources.files(__name__)))
@@ -34,11 +36,15 @@ class AvroCodec:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.schema = parse_schema(load(name))
+        named: dict[str, Any] = {}
+        self.schema = parse_schema(load(name), named_schemas=named)
+        self._tag = union_tagger(self.schema, named)
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Serialise ``record``; raises ``ValueError``-family errors on a shape mismatch."""
         buffer = io.BytesIO()
+        if self._tag is not None:
+            record = self._tag(record)
         schemaless_writer(buffer, self.schema, record, strict_allow_default=True)
         return buffer.getvalue()
 

@@ -147,6 +147,8 @@ def register_agents(
     events = AvroCodec("DeploymentEvent")
     letters = AvroCodec("DeadLetter")
     applier = DeploymentApplier(table, index, policy, metrics)
+    # labels() takes a lock and a dict lookup per call; the outcomes are a handful.
+    counters: dict[str, Any] = {}
 
     async def dead_letter(message: Any, error: str) -> None:
         record = message.message
@@ -182,6 +184,9 @@ def register_agents(
                 logger.exception("failed to apply a record")
                 await dead_letter(message, f"apply failed: {exc!r}")
                 continue
-            metrics.applied.labels(outcome).inc()
+            counter = counters.get(outcome)
+            if counter is None:
+                counter = counters[outcome] = metrics.applied.labels(outcome)
+            counter.inc()
 
     return app.agent(topic, name="apply-deployment-events", concurrency=1)(apply_deployment_events)
