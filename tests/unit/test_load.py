@@ -116,6 +116,25 @@ def test_same_seed_same_deployments_other_seed_others() -> None:
     assert bodies(42) != bodies(43)
 
 
+def test_deployment_for_a_chosen_key_is_valid_and_keeps_the_callers_identity() -> None:
+    generator = DeploymentGenerator(GeneratorConfig(seed=9))
+    big = 2**53 + 1  # beyond a float's exact range: must survive as an int64
+    items = [
+        generator.deployment_for("chaos-1", "prod", n, big + n, f"lane 1 step {n}")
+        for n in range(1, 500)
+    ]
+    for n, item in enumerate(items, start=1):
+        assert DeploymentGenerator.key_of(item) == ("chaos-1", "prod", n)
+        assert int(item["updateSequenceNumber"]) == big + n
+        assert item["displayName"] == f"lane 1 step {n}"
+        assert item["state"] in {"successful", "failed", "rolled_back", "cancelled", "unknown"}
+        assert "commands" not in item  # never gated: the caller's model knows nothing of it
+        assert not isinstance(validate_deployment(orjson.dumps(item)), ItemRejected)
+    assert len({orjson.dumps(item) for item in items}) == len(items)  # varied content
+    again = DeploymentGenerator(GeneratorConfig(seed=9))
+    assert again.deployment_for("chaos-1", "prod", 1, big + 1, "lane 1 step 1") == items[0]
+
+
 def test_lookup_path_encodes_identifiers() -> None:
     path = lookup_path("web app", "prod/eu", 7)
     assert path.endswith("/pipelines/web%20app/environments/prod%2Feu/deployments/7")
