@@ -8,7 +8,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlencode
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -21,10 +22,10 @@ from chaos.model import (
     Outcome,
     Submit,
 )
+from deploystream.load import API, DeploymentGenerator, GeneratorConfig, lookup_path
 
 __all__ = ["API", "LoadRunner", "Sample", "deployment_path"]
 
-API = "/rest/deployments/0.1"
 #: After an answer that asks to retry (503, 429, no connection), a lane waits this long.
 BACKOFF_S = 0.1
 #: No lane runs longer than this, whatever the caller forgets to stop.
@@ -33,10 +34,7 @@ MAX_RUN_S = 3600.0
 
 def deployment_path(key: Key) -> str:
     """The API path of ``key``, percent-encoded as clients do."""
-    return (
-        f"{API}/pipelines/{quote(key.pipeline, safe='')}/environments/"
-        f"{quote(key.environment, safe='')}/deployments/{key.number}"
-    )
+    return lookup_path(key.pipeline, key.environment, key.number)
 
 
 @dataclass(frozen=True)
@@ -51,10 +49,23 @@ class Sample:
     retry_after: str | None = None
 
 
-def _request(operation: Operation) -> tuple[str, str, str, dict[str, object] | None]:
+def _submission(submit: Submit, payloads: DeploymentGenerator) -> dict[str, Any]:
+    """The ``POST /bulk`` body: the model's keys, numbers and names in realistic payloads."""
+    deployments = [
+        payloads.deployment_for(
+            item.key.pipeline, item.key.environment, item.key.number, item.usn, item.name
+        )
+        for item in submit.items
+    ]
+    return {"deployments": deployments, "properties": dict(submit.properties)}
+
+
+def _request(
+    operation: Operation, payloads: DeploymentGenerator
+) -> tuple[str, str, str, dict[str, Any] | None]:
     """(kind, method, url, JSON body) of an operation."""
     if isinstance(operation, Submit):
-        return "submit", "POST", f"{API}/bulk", operation.body()
+        return "submit", "POST", f"{API}/bulk", _submission(operation, payloads)
     if isinstance(operation, DeleteByKey):
         url = deployment_path(operation.key)
         if operation.limit is not None:
@@ -170,6 +181,9 @@ class LoadRunner:
 
     def _run(self, history: LaneHistory) -> None:
         deadline = time.monotonic() + MAX_RUN_S
+        # One generator per lane: it is not thread-safe, and each lane's payloads then
+        # follow from the run's seed alone.
+        payloads = DeploymentGenerator(GeneratorConfig(seed=self.seed * self.lanes + history.lane))
         with httpx.Client(
             base_url=self.base_url, auth=self.auth, timeout=httpx.Timeout(30.0)
         ) as client:
@@ -177,15 +191,17 @@ class LoadRunner:
                 operation = history.next()
                 if operation is None:
                     return
-                outcome = self._send(client, operation)
+                outcome = self._send(client, operation, payloads)
                 history.model.record(operation, outcome)
                 if outcome is not Outcome.ACKED:
                     self._stop.wait(BACKOFF_S)
                 elif self.pause_s:
                     self._stop.wait(self.pause_s)
 
-    def _send(self, client: httpx.Client, operation: Operation) -> Outcome:
-        kind, method, url, body = _request(operation)
+    def _send(
+        self, client: httpx.Client, operation: Operation, payloads: DeploymentGenerator
+    ) -> Outcome:
+        kind, method, url, body = _request(operation, payloads)
         status: int | None = None
         error: BaseException | None = None
         retry_after: str | None = None

@@ -85,29 +85,6 @@ class SubmitItem:
     usn: int
     name: str
 
-    def body(self) -> dict[str, Any]:
-        """The deployment as the API takes it."""
-        return {
-            "deploymentSequenceNumber": self.key.number,
-            "updateSequenceNumber": self.usn,
-            "displayName": self.name,
-            "url": f"https://ci.example.com/{self.key.pipeline}/{self.key.number}",
-            "description": "chaos",
-            "lastUpdated": "2026-01-01T12:00:00Z",
-            "state": "successful",
-            "issueKeys": ["OPS-7"],
-            "pipeline": {
-                "id": self.key.pipeline,
-                "displayName": self.key.pipeline,
-                "url": "https://ci.example.com",
-            },
-            "environment": {
-                "id": self.key.environment,
-                "displayName": self.key.environment,
-                "type": "production",
-            },
-        }
-
 
 @dataclass(frozen=True)
 class Submit:
@@ -115,13 +92,6 @@ class Submit:
 
     items: tuple[SubmitItem, ...]
     properties: tuple[tuple[str, str], ...]
-
-    def body(self) -> dict[str, Any]:
-        """The request body."""
-        return {
-            "deployments": [item.body() for item in self.items],
-            "properties": dict(self.properties),
-        }
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chaos.load import _submission
 from chaos.model import (
     BIG_SEQUENCE_BASE,
     DeleteByKey,
@@ -23,6 +25,8 @@ from chaos.model import (
     SubmitItem,
 )
 from chaos.verify import _mismatch
+from deploystream.load import DeploymentGenerator, GeneratorConfig
+from gateway.validation import parse_submission
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.records import (
     DELETED,
@@ -157,3 +161,23 @@ def test_mismatches_are_named_by_what_went_wrong() -> None:
     assert _mismatch(KEY, OLD, {new}).kind == "stale"  # type: ignore[union-attr]
     assert _mismatch(KEY, OLD, {None}).kind == "resurrected"  # type: ignore[union-attr]
     assert _mismatch(KEY, State(6, "other", ()), {new}).kind == "wrong"  # type: ignore[union-attr]
+
+
+def test_submissions_are_generated_payloads_with_the_models_keys_numbers_and_names() -> None:
+    history = LaneHistory(1, seed=4, config=HistoryConfig(keys_per_lane=5))
+    payloads = DeploymentGenerator(GeneratorConfig(seed=4))
+    submits = [op for op in (history.next() for _ in range(200)) if isinstance(op, Submit)]
+    assert submits
+    for submit in submits:
+        body = _submission(submit, payloads)
+        parsed = parse_submission(orjson.dumps(body), max_deployments=100)
+        assert parsed.rejected == ()
+        assert body["properties"] == dict(submit.properties)
+        for item, sent in zip(submit.items, body["deployments"], strict=True):
+            assert DeploymentGenerator.key_of(sent) == (
+                item.key.pipeline,
+                item.key.environment,
+                item.key.number,
+            )
+            assert int(sent["updateSequenceNumber"]) == item.usn
+            assert sent["displayName"] == item.name
