@@ -7,7 +7,6 @@ consumer groups of their own, so one phase never sees another's data.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import time
 import urllib.error
@@ -97,19 +96,13 @@ class BenchEnv:
 
     def worker(self, config: StackConfig, name: str | None = None) -> ServiceProcess:
         """A started worker of ``config`` (not yet ready)."""
-        service = worker_process(config)
-        if name:
-            service = dataclasses.replace(
-                service, name=name, log_path=config.log_dir / f"{name}.log"
-            )
-        self.services.append(service)
-        return service.start()
+        return self._started(worker_process(config, name=name))
 
     def gateway(self, config: StackConfig, name: str = "gateway") -> ServiceProcess:
         """A started gateway of ``config`` (not yet ready)."""
-        service = dataclasses.replace(
-            gateway_process(config), name=name, log_path=config.log_dir / f"{name}.log"
-        )
+        return self._started(gateway_process(config, name))
+
+    def _started(self, service: ServiceProcess) -> ServiceProcess:
         self.services.append(service)
         return service.start()
 

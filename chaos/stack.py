@@ -12,9 +12,8 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from deploystream.kafka.broker import LocalKafka, free_port
-from deploystream.stack import ServiceProcess, StackConfig, gateway_process, worker_process
+from deploystream.stack import Services, StackConfig, start_services
 from gateway.clients import hash_secret
-from streams.topics import ensure_topic
 
 __all__ = ["ChaosStack", "start_stack", "vm_rss_bytes", "write_clients_file"]
 
@@ -26,24 +25,12 @@ UNLIMITED = {"DEPLOYSTREAM_RATE_LIMIT_PER_S": "1000000", "DEPLOYSTREAM_RATE_LIMI
 
 
 @dataclass
-class ChaosStack:
-    """Worker(s) and a gateway on one topic, and the credentials of the load's client."""
+class ChaosStack(Services):
+    """Worker(s) and a gateway on one topic, and the credentials of the load's client; the
+    broker stays the caller's to stop."""
 
-    config: StackConfig
-    workers: list[ServiceProcess]
-    gateway: ServiceProcess
     auth: tuple[str, str]
     broker: LocalKafka | None = None
-
-    @property
-    def base_url(self) -> str:
-        """The gateway's URL."""
-        return f"http://127.0.0.1:{self.config.gateway_port}"
-
-    def stop(self) -> None:
-        """SIGTERM every service (the broker is the caller's)."""
-        for service in (self.gateway, *self.workers):
-            service.stop()
 
     def _consumer(self) -> tuple[Consumer, list[TopicPartition]]:
         config = self.config
@@ -154,15 +141,7 @@ def start_stack(
             **(env or {}),
         },
     )
-    ensure_topic(bootstrap, config.topic, partitions, 1)
-    started = [worker_process(config, i).start() for i in range(workers)]
-    gateway = gateway_process(config).start()
-    try:
-        for worker in started:
-            worker.wait_ready(120)
-        gateway.wait_ready(60)
-    except Exception:
-        for service in (gateway, *started):
-            service.stop()
-        raise
-    return ChaosStack(config, started, gateway, (CLIENT_ID, CLIENT_SECRET))
+    services = start_services(config)
+    return ChaosStack(
+        services.config, services.workers, services.gateway, (CLIENT_ID, CLIENT_SECRET)
+    )

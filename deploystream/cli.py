@@ -18,10 +18,8 @@ import httpx
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
 from deploystream.load import load
-from deploystream.stack import StackConfig, gateway_process, worker_process
+from deploystream.stack import StackConfig, start_services
 from gateway.clients import development_clients_yaml, hash_secret, new_secret
-from streams.settings import WorkerSettings
-from streams.topics import ensure_topic
 
 __all__ = ["main"]
 
@@ -111,8 +109,6 @@ def run(
     var_dir = var_dir.resolve()
     credentials, secret = _development_credentials(var_dir)
     with provide_broker(port=kafka_port, work_dir=var_dir / "kafka") as broker:
-        settings = WorkerSettings(kafka_bootstrap=broker.bootstrap, partitions=partitions)
-        ensure_topic(broker.bootstrap, settings.deployments_topic, partitions, 1)
         config = StackConfig(
             bootstrap=broker.bootstrap,
             gateway_port=gateway_port,
@@ -122,12 +118,9 @@ def run(
             partitions=partitions,
             extra_env=credentials,
         )
-        worker = worker_process(config).start()
-        gateway = gateway_process(config).start()
+        services = start_services(config, worker_timeout=90, gateway_timeout=90)
         try:
-            worker.wait_ready()
-            gateway.wait_ready()
-            base = f"http://127.0.0.1:{gateway_port}"
+            base = services.base_url
             click.echo(
                 f"\ndeploystream is running ({broker.kind} broker at {broker.bootstrap}).\n"
                 f"  gateway  {base}   (/healthz /readyz /metrics)\n"
@@ -145,14 +138,13 @@ def run(
                 "Ctrl-C stops everything.\n"
             )
             while not stop.wait(1.0):
-                for service in (worker, gateway):
+                for service in services.processes:
                     if service.process is not None and service.process.poll() is not None:
                         logger.error("%s exited; see %s", service.name, service.log_path)
                         stop.set()
         finally:
-            for service in (gateway, worker):
-                code = service.stop()
-                logger.info("%s stopped (exit %s)", service.name, code)
+            for name, code in services.stop().items():
+                logger.info("%s stopped (exit %s)", name, code)
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""Broker, worker and gateway as child processes: what ``make run`` and the e2e tests start."""
+"""Worker and gateway as child processes: what ``make run``, the e2e tests, the chaos runs
+and the benchmarks start (the broker is :mod:`deploystream.kafka`'s)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,17 @@ from pathlib import Path
 from typing import IO
 
 from deploystream.kafka.broker import die_with_parent
+from streams.topics import ensure_topic
 
-__all__ = ["ServiceProcess", "StackConfig", "gateway_process", "wait_http_ok", "worker_process"]
+__all__ = [
+    "ServiceProcess",
+    "Services",
+    "StackConfig",
+    "gateway_process",
+    "start_services",
+    "wait_http_ok",
+    "worker_process",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -131,25 +141,27 @@ class StackConfig:
         }
 
 
-def worker_process(config: StackConfig, index: int = 0) -> ServiceProcess:
-    """The ``index``-th worker of ``config`` (own port, own RocksDB folder)."""
+def worker_process(config: StackConfig, index: int = 0, name: str | None = None) -> ServiceProcess:
+    """The ``index``-th worker of ``config`` (own port, own RocksDB folder), logging to
+    ``<name>.log`` (default name ``worker-<index>``)."""
     port = config.worker_ports[index]
     env = {
         **config.common_env(),
         "DEPLOYSTREAM_WORKER_PORT": str(port),
         "DEPLOYSTREAM_DATA_DIR": str(config.data_dir / f"worker-{index}"),
     }
+    name = name or f"worker-{index}"
     return ServiceProcess(
-        f"worker-{index}",
+        name,
         "streams",
         env,
         f"http://127.0.0.1:{port}/readyz",
-        config.log_dir / f"worker-{index}.log",
+        config.log_dir / f"{name}.log",
     )
 
 
-def gateway_process(config: StackConfig) -> ServiceProcess:
-    """The gateway of ``config``, pointed at every worker."""
+def gateway_process(config: StackConfig, name: str = "gateway") -> ServiceProcess:
+    """The gateway of ``config``, pointed at every worker, logging to ``<name>.log``."""
     urls = [f"http://127.0.0.1:{p}" for p in config.worker_ports]
     env = {
         **config.common_env(),
@@ -157,9 +169,74 @@ def gateway_process(config: StackConfig) -> ServiceProcess:
         "DEPLOYSTREAM_WORKER_URLS": json.dumps(urls),
     }
     return ServiceProcess(
-        "gateway",
+        name,
         "gateway",
         env,
         f"http://127.0.0.1:{config.gateway_port}/readyz",
-        config.log_dir / "gateway.log",
+        config.log_dir / f"{name}.log",
     )
+
+
+@dataclass
+class Services:
+    """The workers and the gateway of one stack, as :func:`start_services` leaves them."""
+
+    config: StackConfig
+    workers: list[ServiceProcess]
+    gateway: ServiceProcess
+
+    @property
+    def base_url(self) -> str:
+        """The gateway's URL."""
+        return f"http://127.0.0.1:{self.config.gateway_port}"
+
+    @property
+    def processes(self) -> list[ServiceProcess]:
+        """Every service, gateway first: the order to stop them in, so that no request is
+        routed to a worker that is already gone."""
+        return [self.gateway, *self.workers]
+
+    def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM every service (then SIGKILL after ``timeout``); exit codes by name."""
+        return {service.name: service.stop(timeout) for service in self.processes}
+
+
+def _log_tails(services: list[ServiceProcess], chars: int) -> None:
+    for service in services:
+        try:
+            tail = service.log_path.read_text(errors="replace")[-chars:]
+        except OSError as exc:
+            tail = f"(no log: {exc})"
+        logger.error("--- %s log (%s) ---\n%s", service.name, service.log_path, tail)
+
+
+def start_services(
+    config: StackConfig,
+    *,
+    worker_timeout: float = 120.0,
+    gateway_timeout: float = 60.0,
+    log_tail_chars: int = 5000,
+) -> Services:
+    """Create ``config``'s topic, start a worker per port of ``config.worker_ports`` and a
+    gateway, and wait until all of them are ready.
+
+    When one fails to start or get ready in time, everything started is stopped, the end of
+    each log is logged (the services' own output says why) and the error re-raised: a
+    caller never has to clean up a half-started stack.
+    """
+    ensure_topic(config.bootstrap, config.topic, config.partitions, 1)
+    services: list[ServiceProcess] = []
+    try:
+        workers = [worker_process(config, index) for index in range(len(config.worker_ports))]
+        gateway = gateway_process(config)
+        for service in (*workers, gateway):
+            services.append(service.start())
+        for worker in workers:
+            worker.wait_ready(worker_timeout)
+        gateway.wait_ready(gateway_timeout)
+    except Exception:
+        for service in reversed(services):
+            service.stop()
+        _log_tails(services, log_tail_chars)
+        raise
+    return Services(config, workers, gateway)

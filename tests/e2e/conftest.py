@@ -16,9 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import ProvidedBroker
-from deploystream.stack import ServiceProcess, StackConfig, gateway_process, worker_process
+from deploystream.stack import Services, StackConfig, start_services
 from gateway.clients import hash_secret
-from streams.topics import ensure_topic
 
 API = "/rest/deployments/0.1"
 SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"
@@ -54,23 +53,15 @@ def write_clients_file(path: Path) -> Path:
 
 
 @dataclass
-class Stack:
+class Stack(Services):
     """A running stack and an HTTP client for its gateway."""
 
-    config: StackConfig
-    workers: list[ServiceProcess]
-    gateway: ServiceProcess
     http: httpx.Client
 
     def client(self, client_id: str | None = None, **kwargs: Any) -> httpx.Client:
         """An HTTP client of the gateway; with ``client_id``, Basic auth as that client."""
         auth = (client_id, secret_of(client_id)) if client_id else None
         return httpx.Client(base_url=self.base_url, timeout=30, auth=auth, **kwargs)
-
-    @property
-    def base_url(self) -> str:
-        """The gateway's URL."""
-        return f"http://127.0.0.1:{self.config.gateway_port}"
 
     def submit(self, *deployments: dict[str, Any], **extra: Any) -> httpx.Response:
         """POST deployments to the bulk endpoint."""
@@ -152,22 +143,9 @@ def start_stack(
             **(env or {}),
         },
     )
-    ensure_topic(kafka.bootstrap, config.topic, partitions, 1)
-    started = [worker_process(config, i).start() for i in range(workers)]
-    gateway = gateway_process(config).start()
-    try:
-        for worker in started:
-            worker.wait_ready(120)
-        gateway.wait_ready(60)
-    except Exception:
-        for service in (gateway, *started):
-            service.stop()
-        for service in (gateway, *started):
-            print(f"--- {service.name} log ---\n{service.log_path.read_text()[-5000:]}")
-        raise
-    base = f"http://127.0.0.1:{config.gateway_port}"
-    http = httpx.Client(base_url=base, timeout=30, auth=("alpha", secret_of("alpha")))
-    return Stack(config, started, gateway, http)
+    services = start_services(config)
+    http = httpx.Client(base_url=services.base_url, timeout=30, auth=("alpha", secret_of("alpha")))
+    return Stack(services.config, services.workers, services.gateway, http)
 
 
 @pytest.fixture(scope="module")
@@ -176,5 +154,4 @@ def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> It
     running = start_stack(kafka, tmp_path_factory.mktemp("stack"))
     yield running
     running.http.close()
-    for service in (running.gateway, *running.workers):
-        service.stop()
+    running.stop()

@@ -45,8 +45,7 @@ def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> It
     yield ChaosStack(
         running.config, running.workers, running.gateway, ("alpha", secret_of("alpha"))
     )
-    for service in (running.gateway, *running.workers):
-        service.stop()
+    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,7 @@ def own_stack(kafka: ProvidedBroker, tmp_path: Path) -> Iterator[Stack]:
     running = start_stack(kafka, tmp_path, partitions=4, env={"DEPLOYSTREAM_LINGER_MS": "1500"})
     yield running
     running.http.close()
-    for service in (running.gateway, *running.workers):
-        service.stop()
+    running.stop()
 
 
 def test_sigterm_answers_accepted_requests_and_loses_no_202(own_stack: Stack) -> None:

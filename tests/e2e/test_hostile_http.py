@@ -54,8 +54,7 @@ def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> It
     running = start_stack(kafka, tmp_path_factory.mktemp("hostile"), partitions=2, env=UNLIMITED)
     yield running
     running.http.close()
-    for service in (running.gateway, *running.workers):
-        service.stop()
+    running.stop()
 
 
 # ------------------------------------------------------------------- generated from the document

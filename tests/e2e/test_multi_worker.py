@@ -125,8 +125,7 @@ def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> It
         yield running
     finally:
         running.http.close()
-        for service in (running.gateway, *running.workers):
-            service.stop()
+        running.stop()
 
 
 @pytest.fixture(scope="module")

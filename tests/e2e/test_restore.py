@@ -22,8 +22,7 @@ def own_stack(kafka: ProvidedBroker, tmp_path: Path) -> Iterator[Stack]:
     )
     yield running
     running.http.close()
-    for service in (running.gateway, *running.workers):
-        service.stop()
+    running.stop()
 
 
 def test_worker_without_its_rocksdb_restores_tables_and_index(own_stack: Stack) -> None:
