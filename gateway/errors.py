@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import ClassVar
 
 __all__ = [
@@ -27,14 +28,20 @@ class GatewayError(Exception):
 
 
 class HTTPError(GatewayError):
-    """An error answered to the client as ``status`` and a JSON array of ``{"message"}``."""
+    """An error answered to the client as ``status`` and a JSON array of ``{"message"}``.
 
-    status: ClassVar[int] = 500
+    Subclasses are data: a docstring, ``status``, ``default_message`` and, where the answer
+    always carries some, ``default_headers``.
+    """
+
+    status: int = 500
     default_message: ClassVar[str] = "An unknown error has occurred."
+    default_headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
-    def __init__(self, *messages: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, *messages: str, headers: Mapping[str, str] | None = None) -> None:
         self.messages: Sequence[str] = messages or (self.default_message,)
-        self.headers = headers or {}
+        # A dict of its own: the middleware adds rate-limit headers to it.
+        self.headers = {**self.default_headers, **(headers or {})}
         super().__init__("; ".join(self.messages))
 
     def body(self) -> object:
@@ -54,14 +61,9 @@ class Unauthorized(HTTPError):
 
     status = 401
     default_message = "Unauthorized: missing or invalid credentials."
-
-    def __init__(self, *messages: str) -> None:
-        super().__init__(
-            *messages,
-            headers={
-                "WWW-Authenticate": 'Bearer realm="deploystream", JWT, Basic realm="deploystream"'
-            },
-        )
+    default_headers = MappingProxyType(
+        {"WWW-Authenticate": 'Bearer realm="deploystream", JWT, Basic realm="deploystream"'}
+    )
 
 
 class Forbidden(HTTPError):
@@ -86,7 +88,7 @@ class OAuthError(HTTPError):
     def __init__(self, error: str, description: str, *, status: int = 400) -> None:
         super().__init__(description)
         self.error = error
-        self.status = status  # type: ignore[misc]
+        self.status = status
 
     def body(self) -> object:
         """``{"error": ..., "error_description": ...}``."""

@@ -350,7 +350,7 @@ async def decide_gating(request: web.Request) -> web.Response:
     """``POST .../gating-decision`` (deploystream extension): an approver allows or prevents a
     gated deployment; the decision travels as an event like everything else."""
     app = request.app
-    pipeline_id, environment_id, number = _key_of(request)
+    _key_of(request)  # a malformed path is a 400 before the body is even read
     if request.content_type != JSON:
         msg = f"Content-Type must be {JSON}."
         raise UnsupportedMediaType(msg)
@@ -366,10 +366,7 @@ async def decide_gating(request: web.Request) -> web.Response:
     if tenant != principal.tenant and tenant not in principal.approves_for:
         # Same answer as for a deployment that does not exist: tenants stay invisible.
         raise NotFound
-    key = app[CODECS].encode_key(tenant, pipeline_id, environment_id, number)
-    stored = await app[WORKERS].get(key)
-    if stored is None:
-        raise NotFound
+    (pipeline_id, environment_id, number), stored = await _stored_of(request, tenant)
     if stored.get("gating") is None:
         msg = "This deployment did not ask for gating (initiate_deployment_gating)."
         raise Conflict(msg)
