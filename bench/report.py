@@ -1,115 +1,31 @@
-"""Targets, the summary table, and the JSON and Markdown result files."""
+"""The summary table, the JSON and Markdown result files, and ``python -m bench.report``."""
 
 from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import click
 import orjson
+
+from bench.profiling import analyse
+from bench.targets import TARGETS, Target, evaluate, percent
 
 __all__ = [
     "TARGETS",
     "Target",
     "evaluate",
     "machine_noise",
+    "main",
     "markdown",
+    "rerender",
     "summary_rows",
     "write",
 ]
-
-
-def _get(results: dict[str, Any], path: str) -> Any:
-    value: Any = results
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-@dataclass(frozen=True)
-class Target:
-    """One reported (not asserted) goal: ``value`` at ``path`` compared with ``limit``."""
-
-    name: str
-    path: str
-    limit: float
-    at_least: bool
-    unit: str
-    render: Callable[[float], str]
-
-    def check(self, results: dict[str, Any]) -> dict[str, Any]:
-        """The figure, the target and pass/miss."""
-        value = _get(results, self.path)
-        ok: bool | None = None
-        if isinstance(value, int | float) and not math.isnan(value):
-            ok = value >= self.limit if self.at_least else value <= self.limit
-        sign = "≥" if self.at_least else "≤"
-        return {
-            "name": self.name,
-            "value": value,
-            "shown": self.render(value) if isinstance(value, int | float) else "not measured",
-            "target": f"{sign} {self.render(self.limit)}",
-            "result": "pass" if ok else ("miss" if ok is False else "n/a"),
-        }
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def _ms(value: float) -> str:
-    return f"{value:.1f} ms"
-
-
-def _mb(value: float) -> str:
-    return f"{value:.0f} MB"
-
-
-TARGETS = (
-    Target(
-        "Gateway ingest (bulk 100) ÷ bare producer",
-        "ingest.baseline.ratio",
-        0.30,
-        at_least=True,
-        unit="ratio",
-        render=_pct,
-    ),
-    Target(
-        "Worker apply ÷ bare consumer (+ Avro decode)",
-        "apply.ratio",
-        0.20,
-        at_least=True,
-        unit="ratio",
-        render=_pct,
-    ),
-    Target(
-        "Visibility lag p99 at half load",
-        "visibility.halfSustainable.lagP99Ms",
-        250.0,
-        at_least=False,
-        unit="ms",
-        render=_ms,
-    ),
-    Target("Lookup p99, 64 clients", "lookup.p99Ms", 10.0, at_least=False, unit="ms", render=_ms),
-    Target(
-        "Worker peak RSS with the restart table",
-        "restart.workerPeakRssMb",
-        512.0,
-        at_least=False,
-        unit="MB",
-        render=_mb,
-    ),
-)
-
-
-def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every target checked against ``results``."""
-    return [t.check(results) for t in TARGETS]
 
 
 def _n(value: Any, digits: int = 0) -> str:
@@ -144,8 +60,8 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 "Bare producer, same events (pre-encoded / encode+produce)",
                 f"{_n(baseline['bareEventsPerS'])} / {_n(baseline['encodeAndProduceEventsPerS'])}"
-                f" events/s (gateway {_pct(baseline['ratio'])} / "
-                f"{_pct(baseline['ratioToEncodeAndProduce'])} of them)",
+                f" events/s (gateway {percent(baseline['ratio'])} / "
+                f"{percent(baseline['ratioToEncodeAndProduce'])} of them)",
             )
         )
     apply = results.get("apply") or {}
@@ -154,7 +70,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 "Worker apply (vs bare consumer + decode)",
                 f"{_n(apply['eventsPerS'])} events/s vs {_n(apply['bareEventsPerS'])} "
-                f"({_pct(apply['ratio'])})",
+                f"({percent(apply['ratio'])})",
             )
         )
     visibility = results.get("visibility") or {}
@@ -226,10 +142,43 @@ def machine_noise(results: dict[str, Any]) -> float | None:
     return sum(found) / len(found) if found else None
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+#: How a table column gets its cell from a row: the value under a key, or a function of it.
+Cell = str | Callable[[Any], object]
+
+
+def _table(rows: Iterable[Any], columns: Mapping[str, Cell]) -> list[str]:
+    """A Markdown table of ``rows``, one column per ``header: cell`` (in order), and the
+    blank line that ends it."""
+    cells: list[Callable[[Any], object]] = [
+        itemgetter(c) if isinstance(c, str) else c for c in columns.values()
+    ]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(cell(row)) for cell in cells) + " |" for row in rows]
     return [*lines, ""]
+
+
+def _code(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda row: f"`{row[key]}`"
+
+
+#: The tables of a profile: intro, list in the profile, first column, cell, rows shown.
+_PROFILE_TABLES: tuple[tuple[str, str, str, Cell, int | None], ...] = (
+    (
+        "By category (first matching frame from the top of the stack):",
+        "categories",
+        "category",
+        "function",
+        None,
+    ),
+    (
+        "Innermost function of our own code on the stack (library time charged to its caller):",
+        "ownCode",
+        "function",
+        _code("function"),
+        12,
+    ),
+    ("Where the CPU was (top of stack, any code):", "leaf", "function", _code("function"), 12),
+)
 
 
 def _profile_lines(title: str, profile: dict[str, Any] | None) -> list[str]:
@@ -245,26 +194,10 @@ def _profile_lines(title: str, profile: dict[str, Any] | None) -> list[str]:
         f"{profile.get('partialPct', 0)}% of them are partial stacks (frames resumed from C, "
         "e.g. async generators, that py-spy cannot unwind to their callers).",
         "",
-        "By category (first matching frame from the top of the stack):",
-        "",
     ]
-    lines += _table(
-        ["category", "% of samples"],
-        [[e["function"], e["pct"]] for e in profile.get("categories", [])],
-    )
-    lines += [
-        "Innermost function of our own code on the stack (library time charged to its caller):",
-        "",
-    ]
-    lines += _table(
-        ["function", "% of samples"],
-        [[f"`{e['function']}`", e["pct"]] for e in profile["ownCode"][:12]],
-    )
-    lines += ["Where the CPU was (top of stack, any code):", ""]
-    lines += _table(
-        ["function", "% of samples"],
-        [[f"`{e['function']}`", e["pct"]] for e in profile["leaf"][:12]],
-    )
+    for intro, key, header, cell, shown in _PROFILE_TABLES:
+        lines += [intro, ""]
+        lines += _table(profile.get(key, [])[:shown], {header: cell, "% of samples": "pct"})
     return lines
 
 
@@ -299,11 +232,16 @@ def markdown(results: dict[str, Any]) -> str:
         ]
     lines += ["## Targets", ""]
     lines += _table(
-        ["figure", "measured", "target", "result"],
-        [[t["name"], t["shown"], t["target"], f"**{t['result']}**"] for t in results["targets"]],
+        results["targets"],
+        {
+            "figure": "name",
+            "measured": "shown",
+            "target": "target",
+            "result": lambda t: f"**{t['result']}**",
+        },
     )
     lines += ["## Summary", ""]
-    lines += _table(["measure", "value"], [list(r) for r in summary_rows(results)])
+    lines += _table(summary_rows(results), {"measure": itemgetter(0), "value": itemgetter(1)})
     if results.get("findings"):
         lines += ["## Noticed during the run", ""]
         lines += [f"- {f}" for f in results["findings"]] + [""]
@@ -311,19 +249,16 @@ def markdown(results: dict[str, Any]) -> str:
     if ingest:
         lines += ["## Ingest", "", "Closed loop; each figure is the median of the repeats.", ""]
         lines += _table(
-            ["bulk", "in flight", "deployments/s", "requests/s", "p50 ms", "p99 ms", "CPU %"],
-            [
-                [
-                    s["bulk"],
-                    s["concurrency"],
-                    _n(s["deploymentsPerS"]),
-                    _n(s["requestsPerS"]),
-                    s["p50Ms"],
-                    s["p99Ms"],
-                    ", ".join(f"{k} {v:.0f}" for k, v in s["cpuPct"].items()),
-                ]
-                for s in ingest["steps"]
-            ],
+            ingest["steps"],
+            {
+                "bulk": "bulk",
+                "in flight": "concurrency",
+                "deployments/s": lambda s: _n(s["deploymentsPerS"]),
+                "requests/s": lambda s: _n(s["requestsPerS"]),
+                "p50 ms": "p50Ms",
+                "p99 ms": "p99Ms",
+                "CPU %": lambda s: ", ".join(f"{k} {v:.0f}" for k, v in s["cpuPct"].items()),
+            },
         )
         baseline = ingest["baseline"]
         lines += [
@@ -334,23 +269,20 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         lines += _table(
-            ["gateway dep/s", "bare producer ev/s", "encode+produce ev/s", "ratio"],
-            [
-                [
-                    _n(p["gatewayDeploymentsPerS"]),
-                    _n(p["bareEventsPerS"]),
-                    _n(p["encodeAndProduceEventsPerS"]),
-                    _pct(p["ratio"]),
-                ]
-                for p in baseline["pairs"]
-            ],
+            baseline["pairs"],
+            {
+                "gateway dep/s": lambda p: _n(p["gatewayDeploymentsPerS"]),
+                "bare producer ev/s": lambda p: _n(p["bareEventsPerS"]),
+                "encode+produce ev/s": lambda p: _n(p["encodeAndProduceEventsPerS"]),
+                "ratio": lambda p: percent(p["ratio"]),
+            },
         )
     apply = results.get("apply") or {}
     if apply:
         lines += [
             "## Apply",
             "",
-            f"{_n(apply['events'])} events ({_pct(apply['outOfOrderFraction'])} out of order) "
+            f"{_n(apply['events'])} events ({percent(apply['outOfOrderFraction'])} out of order) "
             "pre-produced; a fresh worker (new consumer group and table) per run; rate from "
             "its `deploystream_worker_events_total` between the first and the last applied "
             "event; the bare consumer (confluent-kafka, Avro decode of each value) reads the "
@@ -358,17 +290,14 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         lines += _table(
-            ["worker ev/s", "bare consumer ev/s", "ratio", "worker CPU %", "profiled"],
-            [
-                [
-                    _n(r["eventsPerS"]),
-                    _n(r["bareEventsPerS"]),
-                    _pct(r["ratio"]),
-                    _n(r["cpuPct"].get("worker")),
-                    "yes" if r["profiled"] else "",
-                ]
-                for r in apply["runs"]
-            ],
+            apply["runs"],
+            {
+                "worker ev/s": lambda r: _n(r["eventsPerS"]),
+                "bare consumer ev/s": lambda r: _n(r["bareEventsPerS"]),
+                "ratio": lambda r: percent(r["ratio"]),
+                "worker CPU %": lambda r: _n(r["cpuPct"].get("worker")),
+                "profiled": lambda r: "yes" if r["profiled"] else "",
+            },
         )
         restore = apply.get("restoreWithoutRocksDb")
         if restore:
@@ -399,13 +328,9 @@ def write(results: dict[str, Any], directory: Path, stamp: str) -> tuple[Path, P
     return json_path, md_path
 
 
-if __name__ == "__main__":
-    import sys
-
-    # Re-render a result's Markdown: python -m bench.report bench/results/bench-<stamp>.json
-    from bench.profiling import analyse
-
-    source = Path(sys.argv[1])
+def rerender(source: Path) -> Path:
+    """Analyse ``source``'s profiles again, re-check the targets, and rewrite ``source`` and
+    its Markdown next to it; the Markdown's path."""
     document = orjson.loads(source.read_bytes())
     # Profiles are analysed again from their files (the analysis may have grown since).
     run_dir = source.with_suffix("")
@@ -416,4 +341,23 @@ if __name__ == "__main__":
             document[phase]["profile"] = {"file": profile["file"], **summary}
     document["targets"] = evaluate(document)
     source.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    source.with_suffix(".md").write_text(markdown(document))
+    md_path = source.with_suffix(".md")
+    md_path.write_text(markdown(document))
+    return md_path
+
+
+@click.command()
+@click.argument(
+    "result", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+)
+def main(result: Path) -> None:
+    """Re-render a benchmark result: RESULT is a bench/results/bench-<stamp>.json.
+
+    Profiles are analysed again from the run's folder (bench-<stamp>/), the targets
+    re-checked, and RESULT and its .md rewritten in place.
+    """
+    click.echo(f"rewrote {result} and {rerender(result)}")
+
+
+if __name__ == "__main__":
+    main()
