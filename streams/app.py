@@ -12,10 +12,7 @@ from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.web import register_health
 
-__all__ = ["CHANGELOG_BUFFER_MESSAGES", "create_app"]
-
-#: Table writes that may wait to be sent before the apply loop waits for them.
-CHANGELOG_BUFFER_MESSAGES = 10_000
+__all__ = ["create_app"]
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
@@ -52,10 +49,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
         web_stats_enabled=False,
         web_graph_enabled=False,
     )
-    # faust queues table changelog writes in a buffer of 100 and, once it is fuller, makes
-    # every event wait for it to drain (logging a warning each time): applying a backlog
-    # stalled there. Commits still flush the whole buffer before offsets are committed.
-    app.producer.buffer.max_messages = CHANGELOG_BUFFER_MESSAGES
     metrics = WorkerMetrics()
     topic = app.topic(
         settings.deployments_topic,
