@@ -55,9 +55,11 @@ class WorkerSettings(BaseSettings):
     rocksdb_write_buffers: int = Field(2, description="Write buffers per partition DB.")
     log_level: str = Field("info", description="Worker log level.")
     changelog_linger_ms: int = Field(
-        10,
+        50,
         description="How long the worker's producer batches changelog writes (fewer, larger "
-        "produce requests; offsets are committed only after they are flushed).",
+        "produce requests; offsets are committed only after they are flushed). A change "
+        "reaches the state topic up to this much later; lookups read the table and wait for "
+        "nothing.",
     )
     gating_environment_types: frozenset[str] = Field(
         frozenset({"production"}),
