@@ -50,14 +50,18 @@ def main() -> int:
         logging.getLogger("streams").error("cannot start: %s", exc)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    build_worker(create_app(settings), settings).execute_from_commandline()
+    return 0
+
+
+def build_worker(app: faust.App, settings: WorkerSettings) -> faust.Worker:
+    """faust's Worker for ``app``, logging at the configured level."""
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     # At warning level and above faust sets the root logger to DEBUG for its terminal
     # spinner, so every debug call in faust and aiokafka built a log record (about 5% of
     # the apply loop) for nothing: we run without a terminal.
     worker.spinner = None
-    worker.execute_from_commandline()
-    return 0
+    return worker
 
 
 if __name__ == "__main__":
