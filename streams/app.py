@@ -6,7 +6,11 @@ import faust
 
 from streams.deployments.agents import register_agents
 from streams.deployments.gating import GatingPolicy
-from streams.deployments.tables import create_property_index, create_table
+from streams.deployments.progress import ReplayGuard, SourceOffsetTable
+from streams.deployments.tables import (
+    create_property_index,
+    create_table,
+)
 from streams.deployments.views import register_views
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
@@ -33,6 +37,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Kafka wants at least three heartbeats per session timeout.
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         processing_guarantee="at_least_once",
+        # Changelog writes name their input offset, so a replay skips what tables have.
+        Table=SourceOffsetTable,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         # One produce request per table write costs more CPU than the write itself.
@@ -68,7 +74,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    register_agents(app, topic, table, index, policy, metrics, dead_letters)
+    guard = ReplayGuard(app, settings.kafka_bootstrap, settings.deployments_topic, table, index)
+    register_agents(app, topic, table, index, policy, metrics, dead_letters, guard)
     register_views(app, table, metrics)
     register_health(app, table, metrics)
     return app

@@ -16,6 +16,7 @@ import faust
 from schemas import AvroCodec, AvroDecodeError
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.index import BUCKETS, bucket_of, index_changes
+from streams.deployments.progress import ReplayGuard
 from streams.deployments.records import (
     DELETED_BY_PROPERTIES,
     Delete,
@@ -64,6 +65,14 @@ class DeploymentApplier:
                 elif entry is not None:
                     del self.index[entry_key]
 
+    def ensure_indexed(self, key: bytes) -> None:
+        """List ``key`` under each of its stored properties (after a crash lost index writes
+        that its table writes survived)."""
+        stored = self.table.get(key)
+        if stored is None:
+            return
+        self._reindex(key, stored["key"]["tenant"], {}, stored["properties"])
+
     def apply(self, key: bytes | None, event: dict[str, Any]) -> str:
         """Apply one event; returns the outcome's name for metrics."""
         kind, payload = event["payload"]
@@ -101,7 +110,15 @@ class DeploymentApplier:
         deleted = 0
         for key in sorted(candidates):
             stored = self.table.get(key)
-            if stored is None or not matches_properties(stored, properties, usn):
+            if stored is None:
+                # Listed but absent: maybe a local delete whose tombstone never reached the
+                # state topic (a crash before it was sent); sending it again is harmless. The
+                # entry stays: were its removal delivered and this tombstone lost, a restored
+                # table would hold the key with nothing listing it.
+                with contextlib.suppress(KeyError):
+                    del self.table[key]
+                continue
+            if not matches_properties(stored, properties, usn):
                 continue
             with contextlib.suppress(KeyError):
                 del self.table[key]
@@ -137,6 +154,7 @@ def register_agents(
     policy: GatingPolicy,
     metrics: WorkerMetrics,
     dead_letters: Any,
+    guard: ReplayGuard,
 ) -> Any:
     """Attach the apply agent to ``app``; concurrency stays 1 (faust #606).
 
@@ -174,9 +192,18 @@ def register_agents(
 
     async def apply_deployment_events(stream: Any) -> None:
         async for message in stream.events():
+            record = message.message
+            marks = guard.marks(record.tp.partition)
             try:
-                event = events.decode(message.value)
-                outcome = applier.apply(message.key, event)
+                if marks.skip(record.offset):
+                    if marks.repair_index(record.offset) and message.key is not None:
+                        applier.ensure_indexed(message.key)
+                    outcome = "replay_skipped"
+                else:
+                    event = events.decode(message.value)
+                    outcome = applier.apply(message.key, event)
+                    if marks.repair_index(record.offset) and message.key is not None:
+                        applier.ensure_indexed(message.key)
             except AvroDecodeError as exc:
                 await dead_letter(message, str(exc))
                 continue

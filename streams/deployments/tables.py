@@ -9,7 +9,13 @@ import faust
 from streams.codecs import AvroValueCodec, StoredDeploymentCodec
 from streams.settings import WorkerSettings
 
-__all__ = ["INDEX_NAME", "TABLE_NAME", "create_property_index", "create_table"]
+__all__ = [
+    "INDEX_NAME",
+    "TABLE_NAME",
+    "create_property_index",
+    "create_table",
+    "index_changelog_name",
+]
 
 TABLE_NAME = "deployments"
 INDEX_NAME = "deployment-properties"
@@ -85,6 +91,11 @@ def create_property_index(app: faust.App, settings: WorkerSettings) -> Any:
         app,
         settings,
         INDEX_NAME,
-        f"{settings.app_id}-{INDEX_NAME}-changelog",
+        index_changelog_name(settings),
         AvroValueCodec("PropertyIndexEntry"),
     )
+
+
+def index_changelog_name(settings: WorkerSettings) -> str:
+    """The property index's changelog topic (internal)."""
+    return f"{settings.app_id}-{INDEX_NAME}-changelog"

@@ -146,3 +146,35 @@ def test_index_always_lists_exactly_the_stored_deployments(
     for key, value in app.table.items():
         entry_key = app._entry_key("a", "team", value["properties"]["team"], bucket_of(key))
         assert key in app.index[entry_key]["keys"]
+
+
+class RecordingTable(dict[bytes, Any]):
+    """A table that remembers every delete it was asked for (each sends a tombstone)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deletes: list[bytes] = []
+
+    def __delitem__(self, key: bytes) -> None:
+        self.deletes.append(key)
+        super().__delitem__(key)
+
+
+def test_lost_index_writes_are_re_derived_from_the_stored_deployment() -> None:
+    app = applier()
+    key, event = submitted("a", 1, 1, {"team": "x"})
+    app.apply(key, event)
+    app.index.clear()  # the index changelog lost this write; the table's survived
+    app.ensure_indexed(key)
+    app.apply(None, by_properties("a", {"team": "x"}))
+    assert stored_numbers(app, "a") == set()
+
+
+def test_delete_by_properties_sends_again_the_tombstone_of_a_listed_absent_key() -> None:
+    table = RecordingTable()
+    app = DeploymentApplier(table, {}, POLICY, WorkerMetrics())
+    key, event = submitted("a", 1, 1, {"team": "x"})
+    app.apply(key, event)
+    dict.__delitem__(table, key)  # deleted locally; its tombstone never reached Kafka
+    app.apply(None, by_properties("a", {"team": "x"}))
+    assert table.deletes == [key]
