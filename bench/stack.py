@@ -14,12 +14,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from deploystream.kafka.broker import free_port
 from deploystream.stack import ServiceProcess, StackConfig, gateway_process, worker_process
-from gateway.clients import Scope, hash_secret
+from gateway.clients import development_clients_yaml
 from streams.topics import ensure_topic
 
 __all__ = [
@@ -38,16 +37,11 @@ RATE_LIMIT = 1_000_000
 
 def write_clients_file(path: Path, secret: str) -> Path:
     """A clients file with the bench client: every scope, every credential style, no limit."""
-    entry = {
-        "scopes": [s.value for s in Scope],
-        "sharedSecret": secret,
-        "clientSecretHash": hash_secret(secret),
-        "apiTokenHashes": [hash_secret(secret)],
-        "rateLimitPerSecond": RATE_LIMIT,
-        "rateLimitBurst": RATE_LIMIT,
-    }
+    text = development_clients_yaml(
+        BENCH_CLIENT, secret, rateLimitPerSecond=RATE_LIMIT, rateLimitBurst=RATE_LIMIT
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"clients": {BENCH_CLIENT: entry}}, sort_keys=False))
+    path.write_text(text)
     path.chmod(0o600)
     return path
 

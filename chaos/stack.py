@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import yaml
 from confluent_kafka import Consumer, TopicPartition
 
-from deploystream.kafka.broker import LocalKafka, free_port
+from deploystream.kafka.broker import LocalKafka
 from deploystream.stack import Services, StackConfig, start_services
-from gateway.clients import hash_secret
+from gateway.clients import development_clients_yaml
 
 __all__ = ["ChaosStack", "start_stack", "vm_rss_bytes", "write_clients_file"]
 
@@ -103,14 +102,7 @@ def vm_rss_bytes(pid: int) -> int:
 
 def write_clients_file(path: Path) -> Path:
     """A clients file with the load's client, every scope."""
-    secret = hash_secret(CLIENT_SECRET)
-    entry = {
-        "scopes": ["READ", "WRITE", "DELETE"],
-        "sharedSecret": CLIENT_SECRET,
-        "clientSecretHash": secret,
-        "apiTokenHashes": [secret],
-    }
-    path.write_text(yaml.safe_dump({"clients": {CLIENT_ID: entry}}))
+    path.write_text(development_clients_yaml(CLIENT_ID, CLIENT_SECRET))
     return path
 
 
@@ -125,12 +117,10 @@ def start_stack(
 ) -> ChaosStack:
     """Start ``workers`` workers and a gateway on a topic and app id named after ``name``."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    config = StackConfig(
-        bootstrap=bootstrap,
-        gateway_port=free_port(),
-        worker_ports=[free_port() for _ in range(workers)],
-        data_dir=work_dir / "data",
-        log_dir=work_dir / "logs",
+    config = StackConfig.in_folder(
+        bootstrap,
+        work_dir,
+        workers=workers,
         partitions=partitions,
         topic=f"chaos-{name}",
         app_id=f"chaos-{name}",

@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from deploystream.kafka.broker import die_with_parent
+from deploystream.kafka.broker import die_with_parent, free_port
 from streams.topics import ensure_topic
 
 __all__ = [
@@ -121,6 +121,20 @@ class StackConfig:
     topic: str = "deployments"
     app_id: str = "deploystream"
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def in_folder(
+        cls, bootstrap: str, folder: Path, *, workers: int = 1, **settings: Any
+    ) -> StackConfig:
+        """A stack on free ports with its data and logs under ``folder``."""
+        return cls(
+            bootstrap=bootstrap,
+            gateway_port=free_port(),
+            worker_ports=[free_port() for _ in range(workers)],
+            data_dir=folder / "data",
+            log_dir=folder / "logs",
+            **settings,
+        )
 
     @property
     def state_topic(self) -> str:

@@ -23,6 +23,7 @@ import hmac
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +35,8 @@ __all__ = [
     "ClientRegistry",
     "ClientsFileError",
     "Scope",
+    "all_scopes_entry",
+    "development_clients_yaml",
     "hash_secret",
     "new_secret",
     "verify_secret",
@@ -169,24 +172,22 @@ class ClientRegistry:
     @classmethod
     def development(cls, client_id: str, secret: str) -> ClientRegistry:
         """One client with every scope, usable with each authentication style."""
-        client = Client.model_validate(
-            {
-                "id": client_id,
-                "scopes": list(Scope),
-                "sharedSecret": secret,
-                "clientSecretHash": hash_secret(secret),
-                "apiTokenHashes": [hash_secret(secret)],
-            }
-        )
-        return cls([client])
+        return cls([Client.model_validate({"id": client_id, **all_scopes_entry(secret)})])
 
 
-def development_clients_yaml(client_id: str, secret: str) -> str:
-    """A clients file holding the development client."""
-    entry = {
+def all_scopes_entry(secret: str, **settings: Any) -> dict[str, Any]:
+    """A clients-file entry with every scope and every credential style for ``secret``;
+    ``settings`` adds entry fields as the file spells them (``rateLimitPerSecond``...)."""
+    return {
         "scopes": [s.value for s in Scope],
         "sharedSecret": secret,
         "clientSecretHash": hash_secret(secret),
         "apiTokenHashes": [hash_secret(secret)],
+        **settings,
     }
+
+
+def development_clients_yaml(client_id: str, secret: str, **settings: Any) -> str:
+    """A clients file holding one client with every scope (see :func:`all_scopes_entry`)."""
+    entry = all_scopes_entry(secret, **settings)
     return yaml.safe_dump({"clients": {client_id: entry}}, sort_keys=False)

@@ -102,6 +102,7 @@ def marks_at(
         }
     )
     try:
+        offsets = {(t, p): o for t, p, o in positions}
         found: dict[tuple[str, int], int] = {}
         consumer.assign([TopicPartition(t, p, o) for t, p, o in positions])
         deadline = time.monotonic() + timeout
@@ -115,8 +116,8 @@ def marks_at(
             where = (str(message.topic()), int(message.partition() or 0))
             if where in found:
                 continue
-            wanted = next(o for t, p, o in positions if (t, p) == where)
-            found[where] = _mark_of(message.headers()) if message.offset() == wanted else NONE
+            exact = message.offset() == offsets[where]
+            found[where] = _mark_of(message.headers()) if exact else NONE
         return [found[(t, p)] for t, p, _ in positions]
     except KafkaException as exc:
         msg = f"could not read the changelog marks: {exc}"
@@ -169,43 +170,50 @@ class ReplayGuard:
         generation = self._app.consumer_generation_id
         marks = self._marks.get(partition)
         if marks is None or marks.generation != generation:
-            return Marks(generation, NONE, NONE)
+            # Kept, so that the apply loop does not build one per record.
+            marks = self._marks[partition] = Marks(generation, NONE, NONE)
         return marks
+
+    def _positions(self, partition: int) -> list[tuple[str, int, int]] | None:
+        """(changelog, partition, persisted offset) of each table; None when a table has
+        nothing persisted for the partition yet."""
+        positions = []
+        for table in self._tables:
+            topic = table.changelog_topic.get_topic_name()
+            offset = table.data.persisted_offset(TP(topic, partition))
+            if offset is None:
+                return None
+            positions.append((topic, partition, offset))
+        return positions
 
     async def _on_rebalance_complete(
         self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any
     ) -> None:
         generation = self._app.consumer_generation_id
-        partitions = sorted(
-            tp.partition
+        wanted = {
+            tp.partition: positions
             for tp in self._app.assignor.assigned_actives()
             if tp.topic == self._input_topic
-        )
-        positions: list[tuple[str, int, int]] = []
-        readable: list[int] = []
-        for partition in partitions:
-            found = []
-            for table in self._tables:
-                topic = table.changelog_topic.get_topic_name()
-                offset = table.data.persisted_offset(TP(topic, partition))
-                if offset is not None:
-                    found.append((topic, partition, offset))
-            if len(found) == len(self._tables):
-                positions.extend(found)
-                readable.append(partition)
-        marks = [NONE] * len(positions)
+            and (positions := self._positions(tp.partition)) is not None
+        }
+        flat = [position for positions in wanted.values() for position in positions]
+        read = [NONE] * len(flat)
         for attempt in range(3):
             try:
-                if positions:
-                    marks = await asyncio.to_thread(marks_at, self._bootstrap, positions, 10.0)
+                if flat:
+                    read = await asyncio.to_thread(marks_at, self._bootstrap, flat, 10.0)
                 break
             except StreamsError as exc:
                 # Without marks the partitions are applied from the committed offset, as
                 # before: never wrong by skipping, possibly wrong by applying twice.
                 logger.warning("%s (attempt %d of 3)", exc, attempt + 1)
+        mark_of = dict(zip(((t, p) for t, p, _ in flat), read, strict=True))
+        state_topic, index_topic = (t.changelog_topic.get_topic_name() for t in self._tables)
         self._marks = {
-            partition: Marks(generation, marks[2 * i], marks[2 * i + 1])
-            for i, partition in enumerate(readable)
+            partition: Marks(
+                generation, mark_of[(state_topic, partition)], mark_of[(index_topic, partition)]
+            )
+            for partition in wanted
         }
         logger.info(
             "generation %d: input records below these offsets are in the tables already: %s",

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
-from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import ProvidedBroker
 from deploystream.stack import Services, StackConfig, start_services
 from gateway.clients import hash_secret
@@ -127,12 +126,10 @@ def start_stack(
 ) -> Stack:
     """Start ``workers`` workers and a gateway on a topic and app id of their own."""
     suffix = tmp.name[-12:].replace("_", "-")
-    config = StackConfig(
-        bootstrap=kafka.bootstrap,
-        gateway_port=free_port(),
-        worker_ports=[free_port() for _ in range(workers)],
-        data_dir=tmp / "data",
-        log_dir=tmp / "logs",
+    config = StackConfig.in_folder(
+        kafka.bootstrap,
+        tmp,
+        workers=workers,
         partitions=partitions,
         topic=f"deployments-{suffix}",
         app_id=f"deploystream-{suffix}",
