@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import faust
 
-from streams.deployments.agents import register_agents
+from schemas import AvroCodec
+from streams.deployments.agents import ApplyOptions, DeploymentAgent
+from streams.deployments.applier import DeploymentApplier
 from streams.deployments.gating import GatingPolicy
-from streams.deployments.progress import ReplayGuard, SourceOffsetTable
-from streams.deployments.tables import (
-    create_property_index,
-    create_table,
-)
+from streams.deployments.intake import Intake, IntakeTransport
+from streams.deployments.progress import ReplayGuard
+from streams.deployments.tables import create_index, create_table
 from streams.deployments.views import register_views
+from streams.deployments.writer import ChangelogWriter, changelog_producer_config
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
 from streams.web import register_health
 
 __all__ = ["create_app"]
+
+#: Input records fetched ahead of the apply loop (a few batches' worth).
+INTAKE_BATCHES = 4
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
@@ -37,13 +41,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Kafka wants at least three heartbeats per session timeout.
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         processing_guarantee="at_least_once",
-        # Changelog writes name their input offset, so a replay skips what tables have.
-        Table=SourceOffsetTable,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # One produce request per table write costs more CPU than the write itself.
-        producer_linger=settings.changelog_linger_ms / 1000,
-        producer_max_batch_size=256 * 1024,
         # The web server listens on worker_host only; peers reach it at advertised_url.
         web_bind=settings.worker_host,
         web_host=settings.worker_host,
@@ -64,18 +63,40 @@ def create_app(settings: WorkerSettings) -> faust.App:
         value_serializer="raw",
         partitions=settings.partitions,
     )
+    # The apply loop reads the topic through the intake, not through an agent's stream:
+    # the conductor only needs to know the topic to subscribe to it.
+    intake = Intake(settings.deployments_topic, INTAKE_BATCHES * settings.apply_batch_max)
+    transport = IntakeTransport(app.conf.broker_consumer, app)
+    transport.intake = intake
+    app.transport = transport
+    app.topics.add(topic)
+    app.flow_control.manage_queue(intake)  # type: ignore[arg-type]  # cleared like faust's
     table = create_table(app, settings)
-    index = create_property_index(app, settings)
+    index = create_index(app, settings)
     policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
-    dead_letters = app.topic(
-        settings.dead_letter_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
     guard = ReplayGuard(app, settings.kafka_bootstrap, settings.deployments_topic, table, index)
-    register_agents(app, topic, table, index, policy, metrics, dead_letters, guard)
+    agent = DeploymentAgent(
+        app,
+        intake,
+        (table, index),
+        guard,
+        DeploymentApplier(policy, metrics),
+        ChangelogWriter(
+            changelog_producer_config(settings.librdkafka_config(), settings.max_record_bytes),
+            stopping=lambda: agent.stopping,
+            stop_grace_s=settings.stop_grace_s,
+        ),
+        metrics,
+        ApplyOptions(
+            batch_max=settings.apply_batch_max,
+            batch_s=settings.apply_batch_ms / 1000,
+            max_record_bytes=settings.max_record_bytes,
+            dead_letter_topic=settings.dead_letter_topic,
+            stop_grace_s=settings.stop_grace_s,
+        ),
+        AvroCodec("StoredDeployment"),
+    )
+    app.service(agent)  # type: ignore[arg-type]  # faust accepts instances too
     register_views(app, table, metrics)
     register_health(app, table, metrics)
     return app

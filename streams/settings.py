@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,12 +55,28 @@ class WorkerSettings(BaseSettings):
     rocksdb_write_buffer_bytes: int = Field(4 * MIB, description="Write buffer per partition DB.")
     rocksdb_write_buffers: int = Field(2, description="Write buffers per partition DB.")
     log_level: str = Field("info", description="Worker log level.")
-    changelog_linger_ms: int = Field(
-        50,
-        description="How long the worker's producer batches changelog writes (fewer, larger "
-        "produce requests; offsets are committed only after they are flushed). A change "
-        "reaches the state topic up to this much later; lookups read the table and wait for "
-        "nothing.",
+    apply_batch_max: int = Field(
+        1000,
+        ge=1,
+        description="Most input records applied in one batch (one changelog flush, one "
+        "RocksDB write per partition).",
+    )
+    apply_batch_ms: float = Field(
+        5.0,
+        ge=0,
+        description="How long a batch waits for more records after its first one.",
+    )
+    max_record_bytes: int = Field(
+        1_000_000,
+        ge=65_536,
+        description="Largest record the worker writes: a change whose stored value would be "
+        "larger is dead-lettered instead (the broker refuses larger records).",
+    )
+    stop_grace_s: float = Field(
+        5.0,
+        ge=0,
+        description="On a stop, how long a batch in flight may still wait for Kafka before "
+        "it is left unacknowledged for the next owner to apply again.",
     )
     gating_environment_types: frozenset[str] = Field(
         frozenset({"production"}),
@@ -81,6 +98,10 @@ class WorkerSettings(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+    def librdkafka_config(self) -> dict[str, Any]:
+        """Connection settings of the worker's confluent-kafka clients."""
+        return {"bootstrap.servers": self.kafka_bootstrap}
 
     @property
     def advertised_url(self) -> str:

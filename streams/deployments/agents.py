@@ -1,185 +1,162 @@
-"""The agent that applies DeploymentEvents to the table, one partition at a time, in order.
+"""The apply loop: DeploymentEvents applied in batches, changelog first.
 
-Besides the deployments table it maintains the property index of the same partition, so a
-delete-by-properties command touches only the deployments that carry the properties.
+Not a faust ``@app.agent``: faust's per-record stream costs several times the work of
+applying a record, and a faust table cannot be written from a batch (``take_events`` runs
+outside the stream's context). The loop is a service of the faust app instead. It takes up
+to ``apply_batch_max`` records from the :class:`~streams.deployments.intake.Intake` (waiting
+up to ``apply_batch_ms`` for more after the first), and for each batch:
+
+1. applies every record to its partition's overlay (:class:`PartitionBatch`), in input
+   order, skipping what the tables already reflect after a takeover (:class:`ReplayGuard`);
+   a record that cannot be decoded or applied leaves nothing there and becomes a dead letter;
+2. delivers the changelog records and dead letters, and waits for Kafka to acknowledge
+   every one (:class:`ChangelogWriter`);
+3. writes each partition's final values and changelog offsets into RocksDB;
+4. acknowledges the input records, so that faust's next commit covers them.
+
+Steps 2 to 4 are shielded from cancellation: on a stop the batch in flight is completed, or,
+if Kafka does not answer within the grace period, abandoned before step 3 — never
+acknowledged without its changelog. One loop per worker, records of a partition in order
+(the concurrency-1 rule of faust #606).
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
+from mode import Service
+from rocksdict import WriteBatch
 
 from schemas import AvroCodec, AvroDecodeError
-from streams.deployments.gating import GatingPolicy
-from streams.deployments.index import BUCKETS, bucket_of, index_changes
-from streams.deployments.progress import ReplayGuard
-from streams.deployments.records import (
-    DELETED_BY_PROPERTIES,
-    Delete,
-    Put,
-    apply_event,
-    matches_properties,
-)
+from streams.deployments.applier import DeploymentApplier
+from streams.deployments.batch import STATE, PartitionBatch, RecordTooLarge
+from streams.deployments.intake import Intake
+from streams.deployments.progress import SOURCE_OFFSET_HEADER, ReplayGuard
+from streams.deployments.writer import ChangelogWriter, Outgoing, write_local
 from streams.metrics import WorkerMetrics
 
-__all__ = ["DeploymentApplier", "register_agents"]
+__all__ = ["ApplyOptions", "DeploymentAgent"]
 
 logger = logging.getLogger(__name__)
 
+#: Room for a dead letter's own fields (error text, origin) beyond the original record.
+DEAD_LETTER_OVERHEAD = 4096
 
-class DeploymentApplier:
-    """Applies decoded events to the deployments table and its property index."""
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """Batching and limits of the apply loop."""
+
+    batch_max: int
+    batch_s: float
+    max_record_bytes: int
+    dead_letter_topic: str
+    stop_grace_s: float = 5.0
+
+
+class DeploymentAgent(Service):
+    """Applies the intake's records in batches; see the module docstring."""
 
     def __init__(
-        self, table: Any, index: Any, policy: GatingPolicy, metrics: WorkerMetrics
+        self,
+        app: faust.App,
+        intake: Intake,
+        tables: tuple[Any, Any],
+        guard: ReplayGuard,
+        applier: DeploymentApplier,
+        writer: ChangelogWriter,
+        metrics: WorkerMetrics,
+        options: ApplyOptions,
+        stored_codec: Any,
+        **kwargs: Any,
     ) -> None:
-        self.table = table
-        self.index = index
-        self.policy = policy
+        super().__init__(**kwargs)
+        self.app = app
+        self.intake = intake
+        self.state_table, self.index_table = tables
+        self.guard = guard
+        self.applier = applier
+        self.writer = writer
         self.metrics = metrics
-        self._index_key = AvroCodec("PropertyIndexKey")
-
-    def _entry_key(self, tenant: str, name: str, value: str, bucket: int) -> bytes:
-        return self._index_key.encode(
-            {"tenant": tenant, "name": name, "value": value, "bucket": bucket}
+        self.options = options
+        self._stored = stored_codec
+        self._events = AvroCodec("DeploymentEvent")
+        self._letters = AvroCodec("DeadLetter")
+        self._topics = (
+            self.state_table.changelog_topic.get_topic_name(),
+            self.index_table.changelog_topic.get_topic_name(),
         )
+        self.stopping = False
 
-    def _reindex(self, key: bytes, tenant: str, old: dict[str, str], new: dict[str, str]) -> None:
-        removed, added = index_changes(old, new)
-        bucket = bucket_of(key)
-        for pairs, adding in ((removed, False), (added, True)):
-            for name, value in pairs:
-                entry_key = self._entry_key(tenant, name, value, bucket)
-                entry = self.index.get(entry_key)
-                keys: list[bytes] = list(entry["keys"]) if entry else []
-                if adding and key not in keys:
-                    keys.append(key)
-                elif not adding and key in keys:
-                    keys.remove(key)
-                if keys:
-                    self.index[entry_key] = {"keys": keys}
-                elif entry is not None:
-                    del self.index[entry_key]
+    async def on_stop(self) -> None:
+        """Tell a delivery under way to give up after its grace period."""
+        self.stopping = True
 
-    def ensure_indexed(self, key: bytes) -> None:
-        """List ``key`` under each of its stored properties (after a crash lost index writes
-        that its table writes survived)."""
-        stored = self.table.get(key)
-        if stored is None:
-            return
-        self._reindex(key, stored["key"]["tenant"], {}, stored["properties"])
-
-    def apply(self, key: bytes | None, event: dict[str, Any]) -> str:
-        """Apply one event; returns the outcome's name for metrics."""
-        kind, payload = event["payload"]
-        if kind == DELETED_BY_PROPERTIES:
-            return self._delete_by_properties(event["tenant"], payload)
-        if key is None:
-            msg = f"{kind} without a key"
-            raise AvroDecodeError(msg)
-        stored = self.table.get(key)
-        outcome = apply_event(stored, event, self.policy)
-        tenant = event["tenant"]
-        old = stored["properties"] if stored else {}
-        if isinstance(outcome, Put):
-            self.table[key] = outcome.value
-            if outcome.value is not stored:
-                self._reindex(key, tenant, old, outcome.value["properties"])
-        elif isinstance(outcome, Delete):
-            # The memory store (unit tests) raises for a missing key; RocksDB does not.
-            with contextlib.suppress(KeyError):
-                del self.table[key]
-            self._reindex(key, tenant, old, {})
-        return type(outcome).__name__.lower()
-
-    def _delete_by_properties(self, tenant: str, payload: dict[str, Any]) -> str:
-        properties: dict[str, str] = payload["properties"]
-        usn = payload["updateSequenceNumber"]
-        # Any one property narrows the candidates; every candidate is checked against all.
-        name, value = min(properties.items())
-        candidates: set[bytes] = set()
-        for bucket in range(BUCKETS):
-            entry = self.index.get(self._entry_key(tenant, name, value, bucket))
-            if entry:
-                candidates.update(entry["keys"])
-        removals: dict[tuple[str, str], list[bytes]] = defaultdict(list)
-        deleted = 0
-        for key in sorted(candidates):
-            stored = self.table.get(key)
-            if stored is None:
-                # Listed but absent: maybe a local delete whose tombstone never reached the
-                # state topic (a crash before it was sent); sending it again is harmless. The
-                # entry stays: were its removal delivered and this tombstone lost, a restored
-                # table would hold the key with nothing listing it.
-                with contextlib.suppress(KeyError):
-                    del self.table[key]
+    @Service.task
+    async def _apply_loop(self) -> None:
+        app, intake, options = self.app, self.intake, self.options
+        while not self.should_stop:
+            await app.flow_control.acquire()
+            await intake.wait()
+            if len(intake) < options.batch_max and options.batch_s > 0:
+                await intake.fill(options.batch_max, options.batch_s)
+            records = intake.take(options.batch_max)
+            generation = app.consumer_generation_id
+            if not app.flow_control.is_active():
+                continue  # a rebalance began: the consumer seeks back to the committed offsets
+            live = [record for record in records if record.generation_id == generation]
+            if not live:
                 continue
-            if not matches_properties(stored, properties, usn):
-                continue
-            with contextlib.suppress(KeyError):
-                del self.table[key]
-            deleted += 1
-            for pair in stored["properties"].items():
-                removals[pair].append(key)
-        for (prop, val), keys in removals.items():
-            self._remove_all(tenant, prop, val, keys)
-        self.metrics.deleted_by_properties.inc(deleted)
-        return "delete_by_properties"
+            batch = asyncio.ensure_future(self._run_batch(live, generation))
+            try:
+                await asyncio.shield(batch)
+            except asyncio.CancelledError:
+                self.stopping = True
+                await asyncio.wait([batch], timeout=options.stop_grace_s + 5.0)
+                raise
+            except Exception as exc:
+                # Not a bad record (those are dead letters): the batch cannot be made
+                # durable. Nothing of it was acknowledged; a restart applies it again.
+                self._untrack(live)
+                logger.exception("cannot apply a batch; stopping the worker")
+                await self.app.crash(exc)
+                return
 
-    def _remove_all(self, tenant: str, name: str, value: str, keys: list[bytes]) -> None:
-        by_bucket: dict[int, set[bytes]] = defaultdict(set)
-        for key in keys:
-            by_bucket[bucket_of(key)].add(key)
-        for bucket, gone in by_bucket.items():
-            entry_key = self._entry_key(tenant, name, value, bucket)
-            entry = self.index.get(entry_key)
-            if entry is None:
-                continue
-            remaining = [k for k in entry["keys"] if k not in gone]
-            if remaining:
-                self.index[entry_key] = {"keys": remaining}
-            else:
-                del self.index[entry_key]
+    def _track(self, records: list[Any]) -> None:
+        # What faust's Stream does per record: a rebalance or a stop now waits for these
+        # records to be acknowledged before it commits.
+        unacked = self.app.consumer.unacked
+        for record in records:
+            record.tracked = True
+            unacked.add(record)
 
+    def _untrack(self, records: list[Any]) -> None:
+        unacked = self.app.consumer.unacked
+        for record in records:
+            unacked.discard(record)
 
-def register_agents(
-    app: faust.App,
-    topic: Any,
-    table: Any,
-    index: Any,
-    policy: GatingPolicy,
-    metrics: WorkerMetrics,
-    dead_letters: Any,
-    guard: ReplayGuard,
-) -> Any:
-    """Attach the apply agent to ``app``; concurrency stays 1 (faust #606).
-
-    Failure policy: a record that cannot be decoded or applied never stops the partition. It
-    is counted, logged and copied to the dead-letter topic (awaited, so before its offset is
-    committed), and the records after it are applied.
-    """
-    events = AvroCodec("DeploymentEvent")
-    letters = AvroCodec("DeadLetter")
-    applier = DeploymentApplier(table, index, policy, metrics)
-    # labels() takes a lock and a dict lookup per call; the outcomes are a handful.
-    counters: dict[str, Any] = {}
-
-    async def dead_letter(message: Any, error: str) -> None:
-        record = message.message
+    def _dead_letter(self, record: Any, error: str) -> Outgoing:
+        value = record.value
+        error = error[:2000]
+        room = self.options.max_record_bytes - DEAD_LETTER_OVERHEAD - len(record.key or b"")
+        if value is not None and len(value) > room:
+            error += f" (value truncated from {len(value)} bytes; the original is at the origin)"
+            value = value[: max(room, 0)]
         letter = {
             "topic": record.tp.topic,
             "partition": record.tp.partition,
             "offset": record.offset,
             "timestamp": int(record.timestamp * 1000) if record.timestamp else None,
-            "error": error[:2000],
+            "error": error,
             "key": record.key,
-            "value": record.value,
+            "value": value,
         }
-        metrics.poison.inc()
         logger.error(
             "dead-lettering %s[%d]@%d: %s",
             record.tp.topic,
@@ -187,33 +164,121 @@ def register_agents(
             record.offset,
             error,
         )
-        sent = await dead_letters.send(key=record.key, value=letters.encode(letter))
-        await sent
+        return Outgoing(
+            self.options.dead_letter_topic, None, record.key, self._letters.encode(letter)
+        )
 
-    async def apply_deployment_events(stream: Any) -> None:
-        async for message in stream.events():
-            record = message.message
-            marks = guard.marks(record.tp.partition)
+    def _apply_partition(
+        self,
+        batch: PartitionBatch,
+        records: list[Any],
+        outcomes: Counter[str],
+        dead: list[Outgoing],
+    ) -> None:
+        marks = self.guard.marks(batch.partition)
+        apply, ensure_indexed = self.applier.apply, self.applier.ensure_indexed
+        decode = self._events.decode
+        for record in records:
+            offset, key = record.offset, record.key
+            batch.begin(offset)
             try:
-                if marks.skip(record.offset):
-                    if marks.repair_index(record.offset) and message.key is not None:
-                        applier.ensure_indexed(message.key)
+                if marks.skip(offset):
                     outcome = "replay_skipped"
                 else:
-                    event = events.decode(message.value)
-                    outcome = applier.apply(message.key, event)
-                    if marks.repair_index(record.offset) and message.key is not None:
-                        applier.ensure_indexed(message.key)
-            except AvroDecodeError as exc:
-                await dead_letter(message, str(exc))
+                    outcome = apply(batch, key, decode(record.value))
+                if key is not None and marks.repair_index(offset):
+                    ensure_indexed(batch, key)
+            except (AvroDecodeError, RecordTooLarge) as exc:
+                batch.rollback()
+                dead.append(self._dead_letter(record, str(exc)))
                 continue
             except Exception as exc:  # a bug must not stall the partition; the record is kept
                 logger.exception("failed to apply a record")
-                await dead_letter(message, f"apply failed: {exc!r}")
+                batch.rollback()
+                dead.append(self._dead_letter(record, f"apply failed: {exc!r}"))
                 continue
-            counter = counters.get(outcome)
-            if counter is None:
-                counter = counters[outcome] = metrics.applied.labels(outcome)
-            counter.inc()
+            outcomes[outcome] += 1
 
-    return app.agent(topic, name="apply-deployment-events", concurrency=1)(apply_deployment_events)
+    def _changelog(self, batch: PartitionBatch) -> list[Outgoing]:
+        state_topic, index_topic = self._topics
+        partition = batch.partition
+        headers: dict[int, list[tuple[str, str | bytes | None]]] = {}
+        out = []
+        for table, key, value, source in batch.records:
+            header = headers.get(source)
+            if header is None:
+                header = headers[source] = [(SOURCE_OFFSET_HEADER, str(source).encode())]
+            topic = state_topic if table == STATE else index_topic
+            out.append(Outgoing(topic, partition, key, value, header))
+        return out
+
+    async def _run_batch(self, records: list[Any], generation: int) -> None:
+        self._track(records)
+        by_partition: dict[int, list[Any]] = defaultdict(list)
+        for record in records:
+            by_partition[record.tp.partition].append(record)
+        state_store, index_store = self.state_table.data, self.index_table.data
+        outcomes: Counter[str] = Counter()
+        dead: list[Outgoing] = []
+        batches: list[PartitionBatch] = []
+        for partition, partition_records in by_partition.items():
+            batch = PartitionBatch(
+                partition,
+                state_store._db_for_partition(partition),
+                index_store._db_for_partition(partition),
+                self._stored.encode,
+                self._stored.decode,
+                self.options.max_record_bytes,
+            )
+            self._apply_partition(batch, partition_records, outcomes, dead)
+            batches.append(batch)
+        outgoing = [record for batch in batches for record in self._changelog(batch)]
+        offsets = await self.writer.deliver(outgoing + dead)
+        if offsets is None:
+            logger.warning(
+                "stopped before Kafka acknowledged a batch of %d records: left for replay",
+                len(records),
+            )
+            self._untrack(records)
+            return
+        self._commit_locally(batches, offsets, by_partition, generation)
+        self._count(outcomes, len(dead))
+
+    def _commit_locally(
+        self,
+        batches: list[PartitionBatch],
+        offsets: dict[tuple[str, int], int],
+        by_partition: dict[int, list[Any]],
+        generation: int,
+    ) -> None:
+        state_topic, index_topic = self._topics
+        state_store, index_store = self.state_table.data, self.index_table.data
+        consumer = self.app.consumer
+        ack: Callable[[Any], bool] = consumer.ack
+        for batch in batches:
+            partition = batch.partition
+            owned = (
+                self.app.consumer_generation_id == generation
+                and partition in state_store._dbs
+                and partition in index_store._dbs
+            )
+            if not owned:
+                # Revoked meanwhile: the changelog has the batch, the next owner restores it.
+                self._untrack(by_partition[partition])
+                continue
+            write_local(
+                batch,
+                state_store._dbs[partition],
+                index_store._dbs[partition],
+                offsets.get((state_topic, partition)),
+                offsets.get((index_topic, partition)),
+                lambda: WriteBatch(raw_mode=True),
+            )
+            for record in by_partition[partition]:
+                ack(record)
+
+    def _count(self, outcomes: Counter[str], dead: int) -> None:
+        for outcome, count in outcomes.items():
+            self.metrics.applied.labels(outcome).inc(count)
+        if dead:
+            self.metrics.poison.inc(dead)

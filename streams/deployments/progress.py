@@ -34,48 +34,17 @@ from typing import Any
 
 import faust
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from faust.streams import current_event
 from faust.types import TP
 
 from streams.errors import StreamsError
 
-__all__ = ["SOURCE_OFFSET_HEADER", "Marks", "ReplayGuard", "SourceOffsetTable", "marks_at"]
+__all__ = ["SOURCE_OFFSET_HEADER", "Marks", "ReplayGuard", "marks_at"]
 
 logger = logging.getLogger(__name__)
 
 SOURCE_OFFSET_HEADER = "deploystream-source-offset"
 #: No mark: nothing of the partition is known to be applied.
 NONE = -1
-
-
-class SourceOffsetTable(faust.Table):
-    """A faust table whose changelog writes name the input offset that caused them."""
-
-    def send_changelog(
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: Any = None,
-        value_serializer: Any = None,
-    ) -> Any:
-        event = current_event()
-        headers = None
-        if event is not None:
-            headers = [(SOURCE_OFFSET_HEADER, str(event.message.offset).encode())]
-        return self.changelog_topic.send_soon(
-            key=key,
-            value=value,
-            partition=partition,
-            key_serializer=self.key_serializer if key_serializer is None else key_serializer,
-            value_serializer=(
-                self.value_serializer if value_serializer is None else value_serializer
-            ),
-            headers=headers,
-            callback=self._on_changelog_sent,
-            # As faust's own: the final partition must be known when the future is returned.
-            eager_partitioning=True,
-        )
 
 
 def _mark_of(headers: Any) -> int:

@@ -12,13 +12,13 @@ from streams.settings import WorkerSettings
 __all__ = [
     "INDEX_NAME",
     "TABLE_NAME",
-    "create_property_index",
+    "create_index",
     "create_table",
     "index_changelog_name",
 ]
 
 TABLE_NAME = "deployments"
-INDEX_NAME = "deployment-properties"
+INDEX_NAME = "deployment-index"
 
 
 def _avro_table(
@@ -81,8 +81,9 @@ def create_table(app: faust.App, settings: WorkerSettings) -> Any:
     return _avro_table(app, settings, TABLE_NAME, settings.state_topic, StoredDeploymentCodec())
 
 
-def create_property_index(app: faust.App, settings: WorkerSettings) -> Any:
-    """The property index: PropertyIndexKey -> PropertyIndexEntry, per partition.
+def create_index(app: faust.App, settings: WorkerSettings) -> Any:
+    """The secondary indexes: DeploymentIndexKey -> DeploymentIndexEntry, per partition
+    (see :mod:`streams.deployments.index`).
 
     It is written while applying events of a partition, so its entries live in (and its
     changelog is co-partitioned with) the partition of the deployments they list.
@@ -92,10 +93,10 @@ def create_property_index(app: faust.App, settings: WorkerSettings) -> Any:
         settings,
         INDEX_NAME,
         index_changelog_name(settings),
-        AvroValueCodec("PropertyIndexEntry"),
+        AvroValueCodec("DeploymentIndexEntry"),
     )
 
 
 def index_changelog_name(settings: WorkerSettings) -> str:
-    """The property index's changelog topic (internal)."""
+    """The index's changelog topic (internal)."""
     return f"{settings.app_id}-{INDEX_NAME}-changelog"

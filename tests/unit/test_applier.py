@@ -1,8 +1,10 @@
-"""The applier keeps the property index in step with the table, and delete-by-properties
-removes exactly the matching deployments of the tenant (dicts stand in for the tables)."""
+"""The applier keeps every index entry in step with the stored deployments, and
+delete-by-properties removes exactly the matching deployments of the tenant (dicts stand in
+for a partition's tables)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,9 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.events import EventCodecs
-from streams.deployments.agents import DeploymentApplier
+from streams.deployments.applier import DeploymentApplier
 from streams.deployments.gating import GatingPolicy
-from streams.deployments.index import bucket_of
+from streams.deployments.index import (
+    EMPTY_ENTRY,
+    IndexName,
+    decode_entry_key,
+    entries_of,
+    terms_prefix,
+)
 from streams.deployments.records import DELETED, DELETED_BY_PROPERTIES, SUBMITTED
 from streams.metrics import WorkerMetrics
 
@@ -21,21 +29,62 @@ CODECS = EventCodecs()
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def key_of(tenant: str, number: int) -> tuple[bytes, dict[str, Any]]:
+class DictTables:
+    """A partition's tables as dicts, recording the changelog they would write."""
+
+    def __init__(self) -> None:
+        self.state: dict[bytes, dict[str, Any]] = {}
+        self.index: dict[bytes, bytes] = {}
+        self.tombstones: list[bytes] = []
+
+    def get(self, key: bytes) -> dict[str, Any] | None:
+        return self.state.get(key)
+
+    def put(self, key: bytes, value: dict[str, Any]) -> None:
+        self.state[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.state.pop(key, None)
+        self.tombstones.append(key)
+
+    def index_put(self, entry: bytes, value: bytes) -> None:
+        self.index[entry] = value
+
+    def index_delete(self, entry: bytes) -> None:
+        self.index.pop(entry, None)
+
+    def index_scan(self, prefix: bytes) -> Iterable[bytes]:
+        return sorted(entry for entry in self.index if entry.startswith(prefix))
+
+
+def key_of(tenant: str, number: int, pipeline: str = "p") -> tuple[bytes, dict[str, Any]]:
     fields = {
         "tenant": tenant,
-        "pipelineId": "p",
+        "pipelineId": pipeline,
         "environmentId": "e",
         "deploymentSequenceNumber": number,
     }
-    return CODECS.encode_key(tenant, "p", "e", number), fields
+    return CODECS.encode_key(tenant, pipeline, "e", number), fields
 
 
 def submitted(
-    tenant: str, number: int, usn: int, properties: dict[str, str]
+    tenant: str,
+    number: int,
+    usn: int,
+    properties: dict[str, str],
+    issues: list[str] | None = None,
+    last_updated: str = "2026-01-01T00:00:00Z",
 ) -> tuple[bytes, dict[str, Any]]:
     key, fields = key_of(tenant, number)
-    deployment = {"updateSequenceNumber": usn, "commands": None, "environment": {"type": "testing"}}
+    deployment = {
+        "deploymentSequenceNumber": number,
+        "updateSequenceNumber": usn,
+        "issueKeys": issues,
+        "associations": None,
+        "lastUpdated": last_updated,
+        "commands": None,
+        "environment": {"type": "testing"},
+    }
     payload = {"deployment": deployment, "properties": properties, "providerMetadata": None}
     return key, {
         "eventId": "e",
@@ -48,13 +97,12 @@ def submitted(
 
 def deleted(tenant: str, number: int) -> tuple[bytes, dict[str, Any]]:
     key, fields = key_of(tenant, number)
-    payload = {"updateSequenceNumber": None}
     return key, {
         "eventId": "d",
         "recordedAt": AT,
         "tenant": tenant,
         "key": fields,
-        "payload": (DELETED, payload),
+        "payload": (DELETED, {"updateSequenceNumber": None}),
     }
 
 
@@ -75,46 +123,78 @@ def by_properties(tenant: str, properties: dict[str, str]) -> dict[str, Any]:
 
 
 def applier() -> DeploymentApplier:
-    return DeploymentApplier({}, {}, POLICY, WorkerMetrics())
+    return DeploymentApplier(POLICY, WorkerMetrics())
 
 
-def stored_numbers(app: DeploymentApplier, tenant: str) -> set[int]:
+def stored_numbers(tables: DictTables, tenant: str) -> set[int]:
     return {
         v["key"]["deploymentSequenceNumber"]
-        for v in app.table.values()
+        for v in tables.state.values()
         if v["key"]["tenant"] == tenant
     }
 
 
+def expected_index(tables: DictTables) -> set[bytes]:
+    return {entry for key, value in tables.state.items() for entry in entries_of(key, value)}
+
+
 def test_delete_by_properties_removes_only_matching_deployments_of_the_tenant() -> None:
-    app = applier()
+    tables, app = DictTables(), applier()
     for number in range(10):
-        app.apply(*submitted("a", number, 1, {"team": "x" if number < 5 else "y", "env": "prod"}))
-    app.apply(*submitted("b", 0, 1, {"team": "x", "env": "prod"}))
-    assert (
-        app.apply(None, by_properties("a", {"team": "x", "env": "prod"})) == "delete_by_properties"
-    )
-    assert stored_numbers(app, "a") == {5, 6, 7, 8, 9}
-    assert stored_numbers(app, "b") == {0}
+        team = "x" if number < 5 else "y"
+        app.apply(tables, *submitted("a", number, 1, {"team": team, "env": "prod"}))
+    app.apply(tables, *submitted("b", 0, 1, {"team": "x", "env": "prod"}))
+    outcome = app.apply(tables, None, by_properties("a", {"team": "x", "env": "prod"}))
+    assert outcome == "delete_by_properties"
+    assert stored_numbers(tables, "a") == {5, 6, 7, 8, 9}
+    assert stored_numbers(tables, "b") == {0}
+    assert set(tables.index) == expected_index(tables)
 
 
-def test_index_entries_disappear_with_their_last_deployment() -> None:
-    app = applier()
-    app.apply(*submitted("a", 1, 1, {"team": "x"}))
-    assert app.index
-    app.apply(*deleted("a", 1))
-    assert app.index == {}
+def test_a_deployment_is_listed_under_its_properties_issues_and_environment() -> None:
+    tables, app = DictTables(), applier()
+    key, event = submitted("a", 7, 1, {"team": "x"}, issues=["ABC-1", "ABC-2"])
+    app.apply(tables, key, event)
+    listed = {decode_entry_key(entry) for entry in tables.index}
+    assert {(e.name, e.terms) for e in listed} == {
+        (IndexName.PROPERTY, ("team", "x")),
+        (IndexName.ISSUE, ("ABC-1",)),
+        (IndexName.ISSUE, ("ABC-2",)),
+        (IndexName.ENVIRONMENT, ("p", "e")),
+    }
+    assert {e.deployment for e in listed} == {key}
+    assert {e.tenant for e in listed} == {"a"}
+    assert set(tables.index.values()) == {EMPTY_ENTRY}
 
 
-def test_changed_properties_move_the_deployment_in_the_index() -> None:
-    app = applier()
-    app.apply(*submitted("a", 1, 1, {"team": "x"}))
-    app.apply(*submitted("a", 1, 2, {"team": "y"}))
-    app.apply(None, by_properties("a", {"team": "x"}))
-    assert stored_numbers(app, "a") == {1}
-    app.apply(None, by_properties("a", {"team": "y"}))
-    assert stored_numbers(app, "a") == set()
-    assert app.index == {}
+def test_index_entries_disappear_with_their_deployment() -> None:
+    tables, app = DictTables(), applier()
+    app.apply(tables, *submitted("a", 1, 1, {"team": "x"}, issues=["ABC-1"]))
+    assert tables.index
+    app.apply(tables, *deleted("a", 1))
+    assert tables.index == {}
+
+
+def test_an_update_moves_the_deployment_in_the_index() -> None:
+    tables, app = DictTables(), applier()
+    app.apply(tables, *submitted("a", 1, 1, {"team": "x"}, issues=["ABC-1"]))
+    app.apply(tables, *submitted("a", 1, 2, {"team": "y"}, issues=["ABC-2"]))
+    assert set(tables.index) == expected_index(tables)
+    app.apply(tables, None, by_properties("a", {"team": "x"}))
+    assert stored_numbers(tables, "a") == {1}
+    app.apply(tables, None, by_properties("a", {"team": "y"}))
+    assert stored_numbers(tables, "a") == set()
+    assert tables.index == {}
+
+
+def test_an_older_or_identical_update_writes_no_index_entry() -> None:
+    tables, app = DictTables(), applier()
+    key, event = submitted("a", 1, 5, {"team": "x"})
+    app.apply(tables, key, event)
+    tables.index.clear()
+    assert app.apply(tables, *submitted("a", 1, 4, {"team": "y"})) == "keep"
+    assert app.apply(tables, key, event) == "put"  # identical: re-written as it is
+    assert tables.index == {}
 
 
 @settings(max_examples=200, deadline=None)
@@ -133,48 +213,34 @@ def test_changed_properties_move_the_deployment_in_the_index() -> None:
 def test_index_always_lists_exactly_the_stored_deployments(
     ops: list[tuple[str, int, int, str]],
 ) -> None:
-    app = applier()
+    tables, app = DictTables(), applier()
     for kind, number, usn, team in ops:
         if kind == "submit":
-            app.apply(*submitted("a", number, usn, {"team": team}))
+            issues = [f"ABC-{usn}"] if usn else None
+            app.apply(tables, *submitted("a", number, usn, {"team": team}, issues=issues))
         elif kind == "delete":
-            app.apply(*deleted("a", number))
+            app.apply(tables, *deleted("a", number))
         else:
-            app.apply(None, by_properties("a", {"team": team}))
-    listed = {key for entry in app.index.values() for key in entry["keys"]}
-    assert listed == set(app.table)
-    for key, value in app.table.items():
-        entry_key = app._entry_key("a", "team", value["properties"]["team"], bucket_of(key))
-        assert key in app.index[entry_key]["keys"]
-
-
-class RecordingTable(dict[bytes, Any]):
-    """A table that remembers every delete it was asked for (each sends a tombstone)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.deletes: list[bytes] = []
-
-    def __delitem__(self, key: bytes) -> None:
-        self.deletes.append(key)
-        super().__delitem__(key)
+            app.apply(tables, None, by_properties("a", {"team": team}))
+    assert set(tables.index) == expected_index(tables)
 
 
 def test_lost_index_writes_are_re_derived_from_the_stored_deployment() -> None:
-    app = applier()
+    tables, app = DictTables(), applier()
     key, event = submitted("a", 1, 1, {"team": "x"})
-    app.apply(key, event)
-    app.index.clear()  # the index changelog lost this write; the table's survived
-    app.ensure_indexed(key)
-    app.apply(None, by_properties("a", {"team": "x"}))
-    assert stored_numbers(app, "a") == set()
+    app.apply(tables, key, event)
+    tables.index.clear()  # the index changelog lost this write; the table's survived
+    app.ensure_indexed(tables, key)
+    assert set(tables.index) == expected_index(tables)
+    app.apply(tables, None, by_properties("a", {"team": "x"}))
+    assert stored_numbers(tables, "a") == set()
 
 
-def test_delete_by_properties_sends_again_the_tombstone_of_a_listed_absent_key() -> None:
-    table = RecordingTable()
-    app = DeploymentApplier(table, {}, POLICY, WorkerMetrics())
+def test_delete_by_properties_drops_entries_of_absent_deployments() -> None:
+    tables, app = DictTables(), applier()
     key, event = submitted("a", 1, 1, {"team": "x"})
-    app.apply(key, event)
-    dict.__delitem__(table, key)  # deleted locally; its tombstone never reached Kafka
-    app.apply(None, by_properties("a", {"team": "x"}))
-    assert table.deletes == [key]
+    app.apply(tables, key, event)
+    del tables.state[key]  # its tombstone was delivered, its index removals were not
+    app.apply(tables, None, by_properties("a", {"team": "x"}))
+    prefix = terms_prefix("a", IndexName.PROPERTY, ("team", "x"))
+    assert list(tables.index_scan(prefix)) == []
