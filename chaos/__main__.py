@@ -55,34 +55,62 @@ def _stack(broker: LocalKafka, root: Path, name: str, workers: int, partitions: 
     )
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"1-20"``, ``"3,5,9"`` or a mix (``"1-3,7"``): the seeds, in order."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            first = int(low)
+            last = int(high) if dash else first
+        except ValueError as exc:
+            msg = f"not a seed or seed range: {part!r}"
+            raise click.BadParameter(msg) from exc
+        if last < first:
+            msg = f"empty seed range: {part!r}"
+            raise click.BadParameter(msg)
+        seeds.extend(range(first, last + 1))
+    return seeds
+
+
 def _markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# deploystream chaos run {report['started']}",
         "",
-        f"Seed **{report['seed']}**, {report['options']['duration_s']:.0f} s of faults per "
+        f"Seeds **{', '.join(map(str, report['seeds']))}**, "
+        f"{report['options']['duration_s']:.0f} s of faults per "
         f"scenario, {report['options']['lanes']} load lanes x "
         f"{report['options']['keys_per_lane']} keys, {report['options']['workers']} worker(s), "
         f"{report['options']['partitions']} partitions. Machine: {report['machine']['cpus']} "
         f"CPUs, Python {report['machine']['python']}. Verdict: "
         f"**{'OK' if report['ok'] else 'FAILED'}**.",
         "",
-        "| scenario | faults | requests | 202 | unknown | not applied | keys | lost | stale |"
-        " resurrected | wrong | state-topic mismatches | unexpected | caught up s | duration s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | seed | verdict | faults | requests | 202 | unknown | not applied | keys |"
+        " lost | stale | resurrected | wrong | state-topic mismatches | table != state topic |"
+        " unexpected | caught up s | duration s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in report["scenarios"]:
         kinds = [m["kind"] for m in result["lookup_mismatches"]]
         outcomes = result["outcomes"]
         lines.append(
-            f"| {result['name']} | {len(result['faults'])} | {sum(result['statuses'].values())} "
+            f"| {result['name']} | {result['seed']} | {'OK' if result['ok'] else 'FAILED'} "
+            f"| {len(result['faults'])} | {sum(result['statuses'].values())} "
             f"| {outcomes.get('acked', 0)} | {outcomes.get('unknown', 0)} "
             f"| {outcomes.get('not-applied', 0)} | {result['keys_checked']} "
             f"| {kinds.count('lost')} | {kinds.count('stale')} | {kinds.count('resurrected')} "
             f"| {kinds.count('wrong')} | {len(result['state_mismatches'])} "
-            f"| {len(result['unexpected'])} | {result['caught_up_s']} | {result['duration_s']} |"
+            f"| {len(result['table_differences'])} | {len(result['unexpected'])} "
+            f"| {result['caught_up_s']} | {result['duration_s']} |"
         )
     for result in report["scenarios"]:
-        lines += ["", f"## {result['name']}", "", f"Answers: `{result['statuses']}`", ""]
+        lines += [
+            "",
+            f"## {result['name']}, seed {result['seed']}",
+            "",
+            f"Answers: `{result['statuses']}`",
+            "",
+        ]
         recovery = [f.get("ready_after_kill_s") for f in result["faults"]]
         recovery += [f.get("acks_after_restart_s") for f in result["faults"]]
         times = [t for t in recovery if t is not None]
@@ -99,6 +127,8 @@ def _markdown(report: dict[str, Any]) -> str:
         lines += ["", "</details>"]
         for mismatch in (result["lookup_mismatches"] + result["state_mismatches"])[:20]:
             lines.append(f"- mismatch: `{mismatch}`")
+        for difference in result["table_differences"][:20]:
+            lines.append(f"- table != state topic: `{difference}`")
         for unexpected in result["unexpected"][:20]:
             lines.append(f"- unexpected answer: `{unexpected}`")
     return "\n".join(lines) + "\n"
@@ -124,6 +154,13 @@ def _markdown(report: dict[str, Any]) -> str:
     type=int,
     default=None,
     help="Seed of histories and fault timing (random, and reported, by default).",
+)
+@click.option(
+    "--seeds",
+    "seed_list",
+    default=None,
+    help="Run every scenario once per seed, each on a fresh stack: a range or list, "
+    "e.g. 1-20 or 1,5,9 (overrides --seed).",
 )
 @click.option("--lanes", default=6, show_default=True, help="Concurrent load lanes.")
 @click.option("--keys-per-lane", default=150, show_default=True)
@@ -160,6 +197,7 @@ def main(
     duration_s: float,
     scenarios: tuple[str, ...],
     seed: int | None,
+    seed_list: str | None,
     lanes: int,
     keys_per_lane: int,
     workers: int,
@@ -171,7 +209,10 @@ def main(
 ) -> None:
     """Run fault scenarios under load and write the results under chaos/results/."""
     duration_s = min(duration_s, MAX_DURATION_S)
-    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+    if seed_list is not None:
+        seeds = parse_seeds(seed_list)
+    else:
+        seeds = [seed if seed is not None else random.SystemRandom().randrange(2**31)]
     started = dt.datetime.now(dt.UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     root = Path("var/chaos") / stamp
@@ -181,18 +222,18 @@ def main(
         pause_s=pause_s,
         ready_timeout_s=120,
     )
-    click.echo(f"chaos run {stamp}: seed {seed}, {duration_s:.0f}s per scenario, data in {root}")
+    click.echo(f"chaos run {stamp}: seeds {seeds}, {duration_s:.0f}s per scenario, data in {root}")
     broker = LocalKafka(ensure_libs(), work_dir=root / "kafka", port=free_port())
     broker.start()
     results: list[ScenarioResult] = []
-    runs: dict[str, Callable[[ChaosStack], ScenarioResult]] = {
-        "worker": lambda stack: worker_crashes(
+    runs: dict[str, Callable[[ChaosStack, int], ScenarioResult]] = {
+        "worker": lambda stack, seed: worker_crashes(
             stack, seed=seed, kills=MAX_FAULTS, shape=shape, duration_s=duration_s
         ),
-        "gateway": lambda stack: gateway_crashes(
+        "gateway": lambda stack, seed: gateway_crashes(
             stack, seed=seed, kills=MAX_FAULTS, shape=shape, duration_s=duration_s
         ),
-        "broker": lambda stack: broker_outage(
+        "broker": lambda stack, seed: broker_outage(
             stack,
             broker,
             seed=seed,
@@ -204,21 +245,22 @@ def main(
         ),
     }
     try:
-        for name in scenarios or SCENARIOS:
-            click.echo(f"--- {name}: starting a stack")
-            stack = _stack(broker, root, name, workers, partitions)
-            try:
-                result = runs[name](stack)
-            finally:
-                stack.stop()
-            results.append(result)
-            click.echo(result.summary())
+        for run_seed in seeds:
+            for name in scenarios or SCENARIOS:
+                click.echo(f"--- {name}, seed {run_seed}: starting a stack")
+                stack = _stack(broker, root, f"{name}-{run_seed}", workers, partitions)
+                try:
+                    result = runs[name](stack, run_seed)
+                finally:
+                    stack.stop()
+                results.append(result)
+                click.echo(result.summary())
     finally:
         broker.stop(remove=False)
     ok = all(r.ok for r in results)
     report = {
         "started": started.isoformat(timespec="seconds"),
-        "seed": seed,
+        "seeds": seeds,
         "ok": ok,
         "options": {
             "duration_s": duration_s,
@@ -241,6 +283,11 @@ def main(
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path = json_path.with_suffix(".md")
     md_path.write_text(_markdown(report))
+    failed = [f"{r.name} seed {r.seed}" for r in results if not r.ok]
+    click.echo(
+        f"{len(results) - len(failed)} of {len(results)} runs OK"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     click.echo(f"results: {json_path} and {md_path}")
     if ok and not keep:
         shutil.rmtree(root, ignore_errors=True)

@@ -18,7 +18,13 @@ import httpx
 from chaos.load import LoadRunner, Sample
 from chaos.model import HistoryConfig
 from chaos.stack import ChaosStack, wait_ready
-from chaos.verify import Mismatch, lookup_mismatches, state_topic_mismatches
+from chaos.verify import (
+    Mismatch,
+    lookup_all,
+    lookup_mismatches,
+    state_topic_mismatches,
+    table_differences,
+)
 from deploystream.kafka.broker import LocalKafka
 from deploystream.stack import ServiceProcess
 
@@ -65,6 +71,8 @@ class ScenarioResult:
     keys_checked: int = 0
     lookup_mismatches: list[Mismatch] = field(default_factory=list)
     state_mismatches: list[Mismatch] = field(default_factory=list)
+    #: Keys on which the tables (lookups) and the state topic rebuilt from scratch differ.
+    table_differences: list[dict[str, Any]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     #: Every request of the load (not part of the report).
@@ -73,7 +81,12 @@ class ScenarioResult:
     @property
     def ok(self) -> bool:
         """No loss, no staleness, nothing unexpected."""
-        return not (self.lookup_mismatches or self.state_mismatches or self.unexpected)
+        return not (
+            self.lookup_mismatches
+            or self.state_mismatches
+            or self.table_differences
+            or self.unexpected
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -89,6 +102,7 @@ class ScenarioResult:
             "keys_checked": self.keys_checked,
             "lookup_mismatches": [m.as_dict() for m in self.lookup_mismatches],
             "state_mismatches": [m.as_dict() for m in self.state_mismatches],
+            "table_differences": self.table_differences[:50],
             "unexpected": self.unexpected[:50],
             "extra": self.extra,
         }
@@ -100,12 +114,14 @@ class ScenarioResult:
             f"{self.duration_s:.1f}s; {len(self.faults)} faults; answers {self.statuses}; "
             f"operations {self.outcomes}; caught up in {self.caught_up_s:.1f}s; "
             f"{self.keys_checked} keys checked: {len(self.lookup_mismatches)} wrong by lookup, "
-            f"{len(self.state_mismatches)} wrong in the state topic",
+            f"{len(self.state_mismatches)} wrong in the state topic, "
+            f"{len(self.table_differences)} where table and state topic differ",
         ]
         lines += [f"  fault: {fault}" for fault in self.faults]
         lines += [f"  {key}: {value}" for key, value in self.extra.items()]
         lines += [f"  lookup mismatch: {m}" for m in self.lookup_mismatches[:10]]
         lines += [f"  state mismatch: {m}" for m in self.state_mismatches[:10]]
+        lines += [f"  table vs state topic: {d}" for d in self.table_differences[:10]]
         lines += [f"  unexpected: {u}" for u in self.unexpected[:10]]
         return "\n".join(lines)
 
@@ -121,12 +137,16 @@ def _finish(
     result.samples = list(runner.samples)
     result.caught_up_s = stack.wait_caught_up()
     models = [(h.keys, h.model) for h in runner.histories]
-    result.keys_checked, result.lookup_mismatches = lookup_mismatches(
+    result.keys_checked, result.lookup_mismatches, seen = lookup_mismatches(
         stack.base_url, stack.auth, models
     )
-    _, result.state_mismatches = state_topic_mismatches(
+    _, result.state_mismatches, rebuilt = state_topic_mismatches(
         stack.config.bootstrap, stack.config.state_topic, stack.auth[0], models
     )
+    # Keys only the state topic has are looked up too: the table must agree on them.
+    extra = [key for key in rebuilt if key not in seen]
+    seen.update(lookup_all(stack.base_url, stack.auth, extra))
+    result.table_differences = table_differences(seen, rebuilt)
     result.duration_s = time.monotonic() - started
     return result
 

@@ -20,7 +20,13 @@ from fastavro.schema import load_schema
 from chaos.load import deployment_path
 from chaos.model import Key, LaneModel, State
 
-__all__ = ["Mismatch", "lookup_mismatches", "read_state_topic", "state_topic_mismatches"]
+__all__ = [
+    "Mismatch",
+    "lookup_mismatches",
+    "read_state_topic",
+    "state_topic_mismatches",
+    "table_differences",
+]
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 #: How long one key's lookup keeps retrying 503s (rebalance, recovery) before it counts.
@@ -95,24 +101,49 @@ def _lookup(client: httpx.Client, key: Key) -> Seen:
         time.sleep(0.2)
 
 
+def lookup_all(
+    base_url: str, auth: tuple[str, str], keys: Iterable[Key], threads: int = 4
+) -> dict[Key, Seen]:
+    """What the gateway answers for each key."""
+    wanted = list(keys)
+    with (
+        httpx.Client(base_url=base_url, auth=auth, timeout=30.0) as client,
+        ThreadPoolExecutor(threads) as pool,
+    ):
+        return dict(zip(wanted, pool.map(lambda key: _lookup(client, key), wanted), strict=True))
+
+
 def lookup_mismatches(
     base_url: str,
     auth: tuple[str, str],
     models: Iterable[tuple[Iterable[Key], LaneModel]],
     threads: int = 4,
-) -> tuple[int, list[Mismatch]]:
-    """Look every key up through the gateway: (keys checked, mismatches)."""
+) -> tuple[int, list[Mismatch], dict[Key, Seen]]:
+    """Look every key up through the gateway: (keys checked, mismatches, what was seen)."""
     pairs = _keys(models)
-    with httpx.Client(base_url=base_url, auth=auth, timeout=30.0) as client:
+    seen = lookup_all(base_url, auth, (key for key, _ in pairs), threads)
+    found = []
+    for key, model in pairs:
+        allowed = {None if s is None else (s.usn, s.name) for s in model.states(key)}
+        mismatch = _mismatch(key, seen[key], allowed)
+        if mismatch is not None:
+            found.append(mismatch)
+    return len(pairs), sorted(found, key=lambda m: m.key), seen
 
-        def check(pair: tuple[Key, LaneModel]) -> Mismatch | None:
-            key, model = pair
-            allowed = {None if s is None else (s.usn, s.name) for s in model.states(key)}
-            return _mismatch(key, _lookup(client, key), allowed)
 
-        with ThreadPoolExecutor(threads) as pool:
-            found = [m for m in pool.map(check, pairs) if m is not None]
-    return len(pairs), sorted(found, key=lambda m: m.key)
+def table_differences(seen: dict[Key, Seen], rebuilt: dict[Key, State]) -> list[dict[str, Any]]:
+    """Keys whose state the tables (by lookup) and the state topic (rebuilt from scratch)
+    disagree on, whatever the model allows: the two must be equal key for key."""
+    differences = []
+    for key in sorted(set(seen) | set(rebuilt)):
+        table = seen.get(key)
+        state = rebuilt.get(key)
+        topic = None if state is None else (state.usn, state.name)
+        if table != topic:
+            differences.append(
+                {"lane": key.lane, "number": key.number, "table": table, "stateTopic": topic}
+            )
+    return differences
 
 
 def read_state_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[bytes, bytes]:
@@ -174,9 +205,9 @@ def state_topic_mismatches(
     topic: str,
     tenant: str,
     models: Iterable[tuple[Iterable[Key], LaneModel]],
-) -> tuple[int, list[Mismatch]]:
+) -> tuple[int, list[Mismatch], dict[Key, State]]:
     """Rebuild current state from the state topic and compare every key, properties
-    included: (keys checked, mismatches)."""
+    included: (keys checked, mismatches, the rebuilt state)."""
     pairs = _keys(models)
     environments = {key.environment for key, _ in pairs}
     rebuilt: dict[Key, State] = {}
@@ -197,10 +228,11 @@ def state_topic_mismatches(
             tuple(sorted((value["properties"] or {}).items())),
         )
     found = []
+    unwritten = dict(rebuilt)
     for key, model in pairs:
-        mismatch = _mismatch(key, rebuilt.pop(key, None), set(model.states(key)))
+        mismatch = _mismatch(key, unwritten.pop(key, None), set(model.states(key)))
         if mismatch is not None:
             found.append(mismatch)
     # Keys nobody wrote must not be there either.
-    found.extend(Mismatch(key, "resurrected", state, (None,)) for key, state in rebuilt.items())
-    return len(pairs), sorted(found, key=lambda m: m.key)
+    found.extend(Mismatch(key, "resurrected", state, (None,)) for key, state in unwritten.items())
+    return len(pairs), sorted(found, key=lambda m: m.key), rebuilt

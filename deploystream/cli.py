@@ -66,6 +66,11 @@ def _development_credentials(var_dir: Path) -> tuple[dict[str, str], str]:
     return env, secret
 
 
+#: How long `run` waits for each service to stop before it kills it: above the worker's own
+#: bound (DEPLOYSTREAM_SHUTDOWN_TIMEOUT_S, 8 s) and the gateway's drain.
+STOP_TIMEOUT_S = 12.0
+
+
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
@@ -143,7 +148,9 @@ def run(
                         logger.error("%s exited; see %s", service.name, service.log_path)
                         stop.set()
         finally:
-            for name, code in services.stop().items():
+            # Gateway, then worker (it bounds its own stop), then the broker on leaving the
+            # `with`: each still has what it needs while it stops.
+            for name, code in services.stop(timeout=STOP_TIMEOUT_S).items():
                 logger.info("%s stopped (exit %s)", name, code)
 
 

@@ -63,7 +63,9 @@ class ServiceProcess:
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
 
     def start(self) -> ServiceProcess:
-        """Spawn the process; it dies with its parent (PR_SET_PDEATHSIG)."""
+        """Spawn the process in a process group of its own, so that a terminal's Ctrl-C or a
+        SIGTERM to our group reaches only the parent, which stops the services in order;
+        it dies with its parent (PR_SET_PDEATHSIG)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self._log is not None:  # a restart after the process ended on its own
             self._log.close()
@@ -75,6 +77,7 @@ class ServiceProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,  # noqa: PLW1509
+            process_group=0,
         )
         return self
 
@@ -121,6 +124,8 @@ class StackConfig:
     topic: str = "deployments"
     app_id: str = "deploystream"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Workers join their group as static members (DEPLOYSTREAM_GROUP_INSTANCE_ID).
+    static_membership: bool = True
 
     @classmethod
     def in_folder(
@@ -159,12 +164,15 @@ def worker_process(config: StackConfig, index: int = 0, name: str | None = None)
     """The ``index``-th worker of ``config`` (own port, own RocksDB folder), logging to
     ``<name>.log`` (default name ``worker-<index>``)."""
     port = config.worker_ports[index]
+    name = name or f"worker-{index}"
     env = {
         **config.common_env(),
         "DEPLOYSTREAM_WORKER_PORT": str(port),
         "DEPLOYSTREAM_DATA_DIR": str(config.data_dir / f"worker-{index}"),
     }
-    name = name or f"worker-{index}"
+    if config.static_membership:
+        # Stable across restarts of this worker, unique within the stack.
+        env["DEPLOYSTREAM_GROUP_INSTANCE_ID"] = f"{config.app_id}-worker-{index}"
     return ServiceProcess(
         name,
         "streams",

@@ -22,6 +22,9 @@ __all__ = ["EventProducer", "producer_config"]
 
 logger = logging.getLogger(__name__)
 
+#: How long past the produce deadline a request still waits for librdkafka's report.
+REPORT_GRACE_S = 5.0
+
 
 def producer_config(settings: GatewaySettings) -> dict[str, Any]:
     """librdkafka settings; partitioner and idempotence must be explicit (defaults differ)."""
@@ -34,8 +37,12 @@ def producer_config(settings: GatewaySettings) -> dict[str, Any]:
         "partitioner": "murmur2_random",
         "linger.ms": settings.linger_ms,
         "compression.type": "lz4",
-        # Reports must arrive (as errors at worst) before the request's own deadline.
-        "message.timeout.ms": max(1000, int(settings.produce_timeout_s * 1000) - 500),
+        # librdkafka gives up on a message (and reports it) within the request's deadline,
+        # in-flight produce requests included (they time out at the message's remaining
+        # timeout): once it has, the event can no longer land, so the 503 that follows is
+        # true. (A 503 answered while librdkafka still retried let a submission land after
+        # the client's next, acknowledged, request.)
+        "message.timeout.ms": max(1000, int(settings.produce_timeout_s * 1000)),
         "socket.connection.setup.timeout.ms": 3000,
         "reconnect.backoff.max.ms": 1000,
     }
@@ -116,10 +123,21 @@ class EventProducer:
             # client retries and the sequence-number rule absorbs the duplicate.
             raise KafkaUnavailable(headers=retry_after) from exc
         try:
+            # The answer waits for librdkafka's verdict on every event (it comes within
+            # message.timeout.ms): answering earlier could not tell the client whether the
+            # events will still be written.
             await asyncio.wait_for(
-                asyncio.shield(batch.future), timeout=self._settings.produce_timeout_s
+                asyncio.shield(batch.future),
+                timeout=self._settings.produce_timeout_s + REPORT_GRACE_S,
             )
-        except (TimeoutError, KafkaException) as exc:
+        except TimeoutError as exc:
+            logger.error(
+                "no delivery report for %d events %.0fs after their deadline",
+                len(events),
+                REPORT_GRACE_S,
+            )
+            raise KafkaUnavailable(headers=retry_after) from exc
+        except KafkaException as exc:
             logger.warning("Kafka did not acknowledge %d events: %r", len(events), exc)
             raise KafkaUnavailable(headers=retry_after) from exc
 

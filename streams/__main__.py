@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from streams.app import create_app
 from streams.errors import StreamsError
 from streams.settings import WorkerSettings
+from streams.shutdown import BoundedStopWorker
 from streams.topics import COMPACTED, ensure_topic
 
 
@@ -55,8 +56,13 @@ def main() -> int:
 
 
 def build_worker(app: faust.App, settings: WorkerSettings) -> faust.Worker:
-    """faust's Worker for ``app``, logging at the configured level."""
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    """faust's Worker for ``app``, logging at the configured level, with a bounded stop."""
+    worker = BoundedStopWorker(
+        app,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        loglevel=settings.log_level,
+        quiet=True,
+    )
     # At warning level and above faust sets the root logger to DEBUG for its terminal
     # spinner, so every debug call in faust and aiokafka built a log record (about 5% of
     # the apply loop) for nothing: we run without a terminal.

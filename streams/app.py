@@ -38,6 +38,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         table_standby_replicas=settings.standby_replicas,
         # A dead worker's partitions (and lookups of their keys) wait this long to move.
         broker_session_timeout=settings.session_timeout_s,
+        # Static membership: a restarted worker rejoins as itself, without waiting for the
+        # session timeout of its previous incarnation.
+        consumer_group_instance_id=settings.group_instance_id,
         # Kafka wants at least three heartbeats per session timeout.
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         processing_guarantee="at_least_once",
@@ -70,7 +73,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
     transport.intake = intake
     app.transport = transport
     app.topics.add(topic)
-    app.flow_control.manage_queue(intake)  # type: ignore[arg-type]  # cleared like faust's
     table = create_table(app, settings)
     index = create_index(app, settings)
     policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)

@@ -45,6 +45,12 @@ class WorkerSettings(BaseSettings):
         description="Kafka consumer-group session timeout: how long a dead worker keeps its "
         "partitions before they move to the others.",
     )
+    group_instance_id: str | None = Field(
+        None,
+        description="Static consumer-group membership: a name unique to this worker and "
+        "stable across its restarts. A restarted worker then takes its partitions back at "
+        "once instead of after the session timeout (see README, Restarts).",
+    )
     worker_host: str = Field("127.0.0.1", description="Address the worker's web server binds.")
     worker_port: int = Field(6066, description="Port of the worker's web server.")
     worker_url: str | None = Field(
@@ -77,6 +83,12 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="On a stop, how long a batch in flight may still wait for Kafka before "
         "it is left unacknowledged for the next owner to apply again.",
+    )
+    shutdown_timeout_s: float = Field(
+        8.0,
+        gt=0,
+        description="After SIGTERM/SIGINT, how long the worker may take to stop gracefully "
+        "(leave its group, close its clients) before it exits anyway.",
     )
     gating_environment_types: frozenset[str] = Field(
         frozenset({"production"}),

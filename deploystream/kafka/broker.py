@@ -270,6 +270,9 @@ class LocalKafka:
             stdout=self._stdout,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,  # noqa: PLW1509
+            # Its own process group: a Ctrl-C for `make run` must not stop the broker before
+            # the worker and gateway that still need it (the parent stops it last).
+            process_group=0,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -45,6 +45,8 @@ __all__ = ["ApplyOptions", "DeploymentAgent"]
 
 logger = logging.getLogger(__name__)
 
+#: How often the loop looks whether a rebalance is over.
+REBALANCE_POLL_S = 0.05
 #: Room for a dead letter's own fields (error text, origin) beyond the original record.
 DEAD_LETTER_OVERHEAD = 4096
 
@@ -102,17 +104,23 @@ class DeploymentAgent(Service):
     async def _apply_loop(self) -> None:
         app, intake, options = self.app, self.intake, self.options
         while not self.should_stop:
-            await app.flow_control.acquire()
+            if not app.flow_control.is_active():
+                # A rebalance is under way: what is buffered is fetched again after it.
+                intake.clear()
+                await asyncio.sleep(REBALANCE_POLL_S)
+                continue
             await intake.wait()
             if len(intake) < options.batch_max and options.batch_s > 0:
                 await intake.fill(options.batch_max, options.batch_s)
-            records = intake.take(options.batch_max)
-            generation = app.consumer_generation_id
             if not app.flow_control.is_active():
-                continue  # a rebalance began: the consumer seeks back to the committed offsets
-            live = [record for record in records if record.generation_id == generation]
+                continue
+            generation = app.consumer_generation_id
+            live = intake.take(options.batch_max, generation)
             if not live:
                 continue
+            # Tracked before anything else runs on the loop: from here on a rebalance waits
+            # for this batch (faust's wait_empty) instead of committing past it.
+            self._track(live)
             batch = asyncio.ensure_future(self._run_batch(live, generation))
             try:
                 await asyncio.shield(batch)
@@ -213,7 +221,6 @@ class DeploymentAgent(Service):
         return out
 
     async def _run_batch(self, records: list[Any], generation: int) -> None:
-        self._track(records)
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for record in records:
             by_partition[record.tp.partition].append(record)
@@ -232,6 +239,12 @@ class DeploymentAgent(Service):
             )
             self._apply_partition(batch, partition_records, outcomes, dead)
             batches.append(batch)
+        if self._superseded(generation):
+            # A rebalance began while the batch was applied in memory: nothing of it has
+            # left the process, so it is dropped, and whoever owns its partitions next
+            # applies its records again (the rebalance was waiting for them).
+            self._untrack(records)
+            return
         outgoing = [record for batch in batches for record in self._changelog(batch)]
         offsets = await self.writer.deliver(outgoing + dead)
         if offsets is None:
@@ -243,6 +256,11 @@ class DeploymentAgent(Service):
             return
         self._commit_locally(batches, offsets, by_partition, generation)
         self._count(outcomes, len(dead))
+
+    def _superseded(self, generation: int) -> bool:
+        return (
+            not self.app.flow_control.is_active() or self.app.consumer_generation_id != generation
+        )
 
     def _commit_locally(
         self,

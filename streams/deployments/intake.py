@@ -8,22 +8,33 @@ its fetch loop: records of the input topic go, a whole fetch at a time, into the
 :class:`Intake`; records of every other topic (the changelogs faust reads while recovering)
 take faust's own path.
 
-The intake behaves like faust's agent queues: it is cleared when faust clears them (a
-rebalance; the consumer then seeks back to the committed offsets), and a full intake stops
-the fetch loop until the apply loop has taken records out.
+Which records the apply loop may take is decided here, from positions, rather than by
+faust's queue clearing and read offsets (both can drop records fetched after a rebalance's
+seek, with nothing fetching them again). Every rebalance starts each partition afresh at its
+committed offset (a new aiokafka assignment, then faust's seek to the committed offsets: the
+same place, so a partition can be fetched twice from there). For each partition the intake
+hands out the records of the current consumer generation once each, in order, from the first
+one fetched: records of an older generation and records already handed out are dropped, and
+a gap in offsets is taken as the log's (a transaction marker, retention). While a rebalance is
+under way (faust's flow control suspended, input partitions paused) nothing is handed out and
+what is buffered is dropped: the new generation fetches it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from mode import Service
 
 __all__ = ["Intake", "IntakeConsumer", "IntakeTransport"]
+
+logger = logging.getLogger(__name__)
 
 
 class Intake:
@@ -36,6 +47,9 @@ class Intake:
         self._ready = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
+        #: Next offset to hand out per partition, for ``_generation``.
+        self._positions: dict[TP, int] = {}
+        self._generation = -1
 
     def __len__(self) -> int:
         return len(self._records)
@@ -68,36 +82,64 @@ class Intake:
             except TimeoutError:
                 return
 
-    def take(self, limit: int) -> list[Any]:
-        """Up to ``limit`` records, oldest first."""
+    def clear(self) -> None:
+        """Drop every buffered record (a rebalance is under way: they are fetched again)."""
+        self._records.clear()
+        self._space.set()
+
+    def take(self, limit: int, generation: int) -> list[Any]:
+        """Up to ``limit`` records to apply, in order, for consumer ``generation``."""
         records = self._records
-        taken = [records.popleft() for _ in range(min(limit, len(records)))]
+        if generation != self._generation:
+            self._generation = generation
+            self._positions = {}
+        positions = self._positions
+        taken: list[Any] = []
+        while records and len(taken) < limit:
+            record = records.popleft()
+            if record.generation_id != generation:
+                continue
+            tp = record.tp
+            position = positions.get(tp)
+            offset = record.offset
+            if position is not None and offset < position:
+                continue  # fetched twice (before and after faust's seek)
+            if position is not None and offset > position:
+                logger.info("%s: offsets %d to %d are not in the log", tp, position, offset - 1)
+            positions[tp] = offset + 1
+            taken.append(record)
         if len(records) < self.capacity:
             self._space.set()
         return taken
 
-    def clear(self) -> None:
-        """Forget every record (faust's flow control clears its queues on a rebalance)."""
-        self._records.clear()
-        self._space.set()
-
 
 class IntakeConsumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer whose fetch loop hands input records to the intake."""
+
+    async def _deliver(self, tp: TP, message: Any) -> None:
+        """faust's own handling of one record of another topic (a changelog)."""
+        offset = message.offset
+        r_offset = self._read_offset[tp]
+        if r_offset is not None and offset < r_offset:
+            return  # read already (faust: "DROPPED MESSAGE ROFF")
+        if r_offset and offset - r_offset > 1 and self.app.topics.acks_enabled_for(tp.topic):
+            await self._add_gap(tp, r_offset + 1, offset)
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+        await self.wait_first(self.callback(message), self.suspend_flow.wait())
+        self._read_offset[tp] = offset
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - faust's loop
         # faust's Consumer._drain_messages (0.15), with the per-record conductor callback
         # replaced by one hand-over per fetch for the input topic.
         intake: Intake = cast(IntakeTransport, self.transport).intake
         topic = intake.topic
-        callback = self.callback
         getmany = self.getmany
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
         read_offset = self._read_offset
         set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
@@ -108,19 +150,13 @@ class IntakeConsumer(faust_aiokafka.Consumer):
                 batch: list[Any] = []
                 async for tp, message in records:
                     offset = message.offset
-                    r_offset = read_offset[tp]
-                    if r_offset is not None and offset < r_offset:
-                        continue  # read already (faust: "DROPPED MESSAGE ROFF")
-                    if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, r_offset + 1, offset)
-                    if commit_every is not None and self._n_acked >= commit_every:
-                        self._n_acked = 0
-                        await self.commit()
                     if tp.topic == topic:
+                        # Every input record goes to the intake, which knows what it
+                        # handed out already (faust's read offsets can skip records here).
                         batch.append(message)
-                    else:
-                        await self.wait_first(callback(message), self.suspend_flow.wait())
-                    read_offset[tp] = offset
+                        read_offset[tp] = offset
+                        continue
+                    await self._deliver(tp, message)
                 if batch:
                     await intake.put(batch)
                 unset_flag(CONSUMER_FETCHING)
