@@ -125,8 +125,7 @@ def test_run_starts_everything_prints_a_working_curl_and_stops_on_sigterm(tmp_pa
         assert alive == [], "processes outlived `deploystream run`"
         output = (tmp_path / "run.log").read_text()
         order = [
-            re.search(rf"{name} stopped \(exit (\d+)\)", output)
-            for name in ("gateway", "worker-0")
+            re.search(rf"{name} stopped \(exit (\d+)\)", output) for name in ("gateway", "worker-0")
         ]
         assert all(order), output[-3000:]
         assert [m.group(1) for m in order if m] == ["0", "0"], output[-3000:]
