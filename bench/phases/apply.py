@@ -15,13 +15,13 @@ from bench.stack import BENCH_CLIENT, scrape_metric, wait_committed
 from deploystream.load import DeploymentGenerator, GeneratorConfig
 from deploystream.stack import ServiceProcess, StackConfig
 
-__all__ = ["apply_phase"]
+__all__ = ["apply_phase", "watch_apply"]
 
 APPLIED_METRIC = "deploystream_worker_events_total"
 DEAD_METRIC = "deploystream_worker_poison_records_total"
 
 
-def _watch_apply(
+def watch_apply(
     ctx: Context,
     worker: ServiceProcess,
     config: StackConfig,
@@ -114,7 +114,7 @@ def apply_phase(ctx: Context) -> dict[str, Any]:
         config = env.config(topic, f"bench-apply-{index}")
         worker = env.worker(config, f"worker-apply-{index}")
         ctx.memory.watch("worker", worker.process.pid if worker.process else None)
-        run = _watch_apply(ctx, worker, config, count, "worker-apply" if is_profiled else None)
+        run = watch_apply(ctx, worker, config, count, "worker-apply" if is_profiled else None)
         bare = bare_consume(env.bootstrap, topic, env.partitions, count)
         run["bareEventsPerS"] = round(bare.rate, 1)
         run["ratio"] = round(run["eventsPerS"] / bare.rate, 4)

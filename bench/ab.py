@@ -1,0 +1,168 @@
+"""``python -m bench.ab --baseline REV``: the worker's apply rate, this tree against another
+commit, interleaved on the same broker in the same run.
+
+The baseline commit is checked out into a temporary git worktree and its worker runs from
+there (``PYTHONPATH``; same virtualenv, so only the project's code differs). One topic is
+filled once; then each round starts a fresh worker of each side on it (order alternating
+ABBA, so drift in the machine's load hits both sides alike) and times it from its first
+to its last applied event, as ``python -m bench``'s apply phase does. A bare consumer that
+reads and decodes the same topic is timed once per round too. The report gives every
+round, the medians and the median of the per-round ratios (this tree / baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import click
+
+from bench.kafka import bare_consume, encode_events, produce_all
+from bench.measure import MemoryWatch
+from bench.phases.apply import watch_apply
+from bench.phases.common import Context
+from bench.plan import FULL
+from bench.stack import BENCH_CLIENT, BenchEnv
+from deploystream.kafka.provision import provide_broker
+from deploystream.load import Auth, DeploymentGenerator, GeneratorConfig
+from deploystream.stack import worker_process
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def _worktree(revision: str) -> Any:
+    """``revision`` checked out in a temporary folder (removed afterwards)."""
+    folder = Path(tempfile.mkdtemp(prefix="deploystream-ab-")) / "tree"
+    subprocess.run(  # noqa: S603
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), revision],  # noqa: S607
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield folder
+    finally:
+        subprocess.run(  # noqa: S603
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],  # noqa: S607
+            check=False,
+            capture_output=True,
+        )
+
+
+def _commit(where: Path, revision: str = "HEAD") -> str:
+    done = subprocess.run(  # noqa: S603
+        ["git", "-C", str(where), "rev-parse", "--short", revision],  # noqa: S607
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+def _apply_once(
+    ctx: Context, topic: str, count: int, name: str, tree: Path | None
+) -> dict[str, Any]:
+    config = ctx.env.config(topic, name)
+    worker = worker_process(config, name=name)
+    if tree is not None:
+        worker.env["PYTHONPATH"] = str(tree)
+    ctx.env.services.append(worker.start())
+    try:
+        return watch_apply(ctx, worker, config, count, None)
+    finally:
+        worker.stop()
+
+
+@click.command()
+@click.option("--baseline", default="HEAD~1", show_default=True, help="Commit to compare with.")
+@click.option("--rounds", default=5, show_default=True, help="Rounds (one run of each side).")
+@click.option("--events", default=30_000, show_default=True, help="Events in the topic.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("bench/results"),
+    show_default=True,
+)
+def main(baseline: str, rounds: int, events: int, out_dir: Path) -> None:
+    """Interleaved A/B of the worker's apply rate: this tree against BASELINE."""
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="deploystream-ab-run-"))
+    with _worktree(baseline) as tree, provide_broker(work_dir=work / "kafka") as broker:
+        env = BenchEnv(broker.bootstrap, work, log_dir=out_dir / f"ab-{stamp}-logs")
+        broker_pid = broker.local.pid if broker.local else None
+        auth = Auth.basic(BENCH_CLIENT, env.secret)
+        ctx = Context(FULL, env, broker_pid, out_dir, MemoryWatch(), auth)
+        topic = env.topic("bench-ab-apply")
+        generator = DeploymentGenerator(GeneratorConfig(seed=2, namespace="ab-"))
+        produce_all(env.bootstrap, topic, encode_events(generator, events, BENCH_CLIENT))
+        sides = {"baseline": tree, "candidate": None}
+        runs: list[dict[str, Any]] = []
+        for index in range(rounds):
+            order = ["baseline", "candidate"] if index % 2 == 0 else ["candidate", "baseline"]
+            result: dict[str, Any] = {"round": index + 1}
+            for side in order:
+                run = _apply_once(ctx, topic, events, f"ab-{side}-{index}", sides[side])
+                result[side] = run["eventsPerS"]
+            bare = bare_consume(env.bootstrap, topic, env.partitions, events)
+            result["bare"] = round(bare.rate, 1)
+            result["ratio"] = round(result["candidate"] / result["baseline"], 3)
+            runs.append(result)
+            ctx.log(
+                "ab",
+                f"round {index + 1}/{rounds}: baseline {result['baseline']:,.0f} ev/s, "
+                f"candidate {result['candidate']:,.0f} ev/s (x{result['ratio']:.2f}), "
+                f"bare consumer+decode {result['bare']:,.0f} ev/s",
+            )
+        report = {
+            "started": started.isoformat(timespec="seconds"),
+            "baseline": {"revision": baseline, "commit": _commit(tree)},
+            "candidate": {"commit": _commit(ROOT), "dirty": _dirty()},
+            "events": events,
+            "rounds": runs,
+            "medians": {
+                side: median(r[side] for r in runs) for side in ("baseline", "candidate", "bare")
+            },
+            "medianRatio": median(r["ratio"] for r in runs),
+        }
+    medians = report["medians"]
+    report["candidateOfBare"] = round(medians["candidate"] / medians["bare"], 4)
+    path = out_dir / f"ab-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(
+        f"\napply A/B over {rounds} interleaved rounds ({events:,} events):\n"
+        f"  baseline  {report['baseline']['commit']:<10} "
+        f"median {medians['baseline']:>9,.0f} ev/s\n"
+        f"  candidate {report['candidate']['commit']:<10} "
+        f"median {medians['candidate']:>9,.0f} ev/s"
+        f"{' (uncommitted changes)' if report['candidate']['dirty'] else ''}\n"
+        f"  bare consumer + decode median {medians['bare']:>9,.0f} ev/s\n"
+        f"  candidate / baseline, median of rounds: x{report['medianRatio']:.2f}\n"
+        f"  candidate / bare: {100 * report['candidateOfBare']:.1f} %\n"
+        f"  results: {path}"
+    )
+
+
+def _dirty() -> bool:
+    done = subprocess.run(  # noqa: S603
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return bool(done.stdout.strip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
