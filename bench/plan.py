@@ -21,6 +21,7 @@ class Plan:
     lookup_deployments: int
     lookup_s: float
     visibility_s: float
+    visibility_repeats: int
     overload_s: float
     restart_deployments: int
     session_timeout_s: float
@@ -46,6 +47,7 @@ FULL = Plan(
     lookup_deployments=100_000,
     lookup_s=10.0,
     visibility_s=20.0,
+    visibility_repeats=5,
     overload_s=8.0,
     restart_deployments=1_000_000,
     # The worker's own default (DEPLOYSTREAM_SESSION_TIMEOUT_S): a crash restart waits it out.
@@ -65,6 +67,7 @@ QUICK = Plan(
     lookup_deployments=10_000,
     lookup_s=3.0,
     visibility_s=4.0,
+    visibility_repeats=1,
     overload_s=0.0,
     restart_deployments=15_000,
     # Kafka's minimum (group.min.session.timeout.ms): keeps crash restarts short.

@@ -75,7 +75,21 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         )
     visibility = results.get("visibility") or {}
     for key, label in (
-        ("halfSustainable", "Visibility lag, half the sustainable load"),
+        ("atHalf", "Visibility lag, half the sustainable load"),
+        ("at80", "Visibility lag, 80% of the sustainable load"),
+    ):
+        level = visibility.get(key)
+        if level:
+            rows.append(
+                (
+                    label,
+                    f"p99 {', '.join(_n(p) for p in level['p99Ms'])} ms in "
+                    f"{len(level['p99Ms'])} runs (worst {_n(level['worstP99Ms'])}, median p50 "
+                    f"{_n(level['medianP50Ms'])}) at {_n(level['achievedDeploymentsPerS'])} "
+                    "deployments/s",
+                )
+            )
+    for key, label in (
         ("halfGatewaySaturation", "Visibility lag, half the gateway's saturation (overload)"),
     ):
         run = visibility.get(key)
@@ -111,9 +125,10 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         n = _n(restart.get("deployments"))
         rows.append((f"First start, {n} stored (restore)", f"{restart['firstStartS']:.1f} s"))
         for mode, label in (
-            ("kill", "SIGKILL restart, RocksDB kept"),
+            ("kill", "SIGKILL restart, RocksDB kept, static membership"),
             ("wipe", "SIGKILL restart, RocksDB deleted"),
             ("term", "SIGTERM restart"),
+            ("killDynamic", "SIGKILL restart, dynamic membership, 6 s session timeout"),
         ):
             rows.append((f"{label} ({n} stored)", _restart_cell(restart.get(mode))))
     memory = results.get("memory") or {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from deploystream.load import Auth, lookup_path
 from deploystream.stack import ServiceProcess, StackConfig
 
 __all__ = ["restart_phase", "restart_words", "restart_worker"]
+
+#: Session timeout of the dynamic-membership alternative (Kafka's minimum by default).
+SHORT_SESSION_S = 6.0
 
 
 def restart_words(result: dict[str, Any]) -> str:
@@ -150,9 +154,28 @@ def restart_phase(ctx: Context) -> dict[str, Any]:
         ctx.memory.watch("worker-restart", worker.process.pid if worker.process else None)
         results[mode] = result
         ctx.log("restart", f"{label}: {restart_words(result)}")
+    results["staticMembership"] = config.static_membership
+    results["sessionTimeoutS"] = plan.session_timeout_s
+    # The alternative to static membership: a dynamic member with a short session timeout.
+    worker.stop()
+    dynamic = replace(
+        config,
+        static_membership=False,
+        extra_env={**config.extra_env, "DEPLOYSTREAM_SESSION_TIMEOUT_S": str(SHORT_SESSION_S)},
+    )
+    worker = env.worker(dynamic, "worker-restart-dynamic")
+    ctx.memory.watch("worker-restart", worker.process.pid if worker.process else None)
+    # The static member just stopped stays in the group until its session times out.
+    worker.wait_ready(plan.restore_timeout_s + plan.session_timeout_s)
+    result = restart_worker(ctx, worker, dynamic, lookup, "kill", timeout)
+    results["killDynamic"] = {**result, "sessionTimeoutS": SHORT_SESSION_S}
+    ctx.log(
+        "restart",
+        f"SIGKILL, dynamic membership, {SHORT_SESSION_S:.0f} s session timeout: "
+        f"{restart_words(result)}",
+    )
     ctx.memory.sample()
     results["workerPeakRssMb"] = ctx.memory.peak_mb("worker-restart")
-    results["sessionTimeoutS"] = plan.session_timeout_s
     worker.stop()
     gateway.stop()
     return results

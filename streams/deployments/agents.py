@@ -27,7 +27,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from mode import Service
@@ -36,7 +36,7 @@ from rocksdict import WriteBatch
 from schemas import AvroCodec, AvroDecodeError
 from streams.deployments.applier import DeploymentApplier
 from streams.deployments.batch import STATE, PartitionBatch, RecordTooLarge
-from streams.deployments.intake import Intake
+from streams.deployments.intake import Intake, IntakeConsumer
 from streams.deployments.progress import SOURCE_OFFSET_HEADER, ReplayGuard
 from streams.deployments.writer import ChangelogWriter, Outgoing, write_local
 from streams.metrics import WorkerMetrics
@@ -95,6 +95,8 @@ class DeploymentAgent(Service):
             self.index_table.changelog_topic.get_topic_name(),
         )
         self.stopping = False
+        #: (generation, partition, offset due) -> offset fetched, for each seek back.
+        self._sought_back: dict[tuple[int, Any, int], int] = {}
 
     async def on_stop(self) -> None:
         """Tell a delivery under way to give up after its grace period."""
@@ -115,7 +117,10 @@ class DeploymentAgent(Service):
             if not app.flow_control.is_active():
                 continue
             generation = app.consumer_generation_id
-            live = intake.take(options.batch_max, generation)
+            consumer = cast(IntakeConsumer, app.consumer)
+            live = intake.take(options.batch_max, generation, consumer.committed)
+            if intake.misaligned:
+                await self._realign(consumer, generation)
             if not live:
                 continue
             # Tracked before anything else runs on the loop: from here on a rebalance waits
@@ -135,6 +140,24 @@ class DeploymentAgent(Service):
                 logger.exception("cannot apply a batch; stopping the worker")
                 await self.app.crash(exc)
                 return
+
+    async def _realign(self, consumer: IntakeConsumer, generation: int) -> None:
+        """Put right partitions whose offsets jumped: seek them back to the offset that was
+        due; when the same jump comes again from there, the log has nothing in between
+        (retention removed the records, a transaction marker): go on past it."""
+        for tp, (due, fetched) in list(self.intake.misaligned.items()):
+            attempt = (generation, tp, due)
+            if self._sought_back.get(attempt) == fetched:
+                logger.warning(
+                    "%s: the log has no records from offset %d to %d", tp, due, fetched - 1
+                )
+                consumer.log_gaps.setdefault(tp, {})[due] = fetched
+                self.intake.accept_gap(tp, fetched)
+                continue
+            logger.warning("%s: seeking back to offset %d (fetched %d)", tp, due, fetched)
+            self._sought_back[attempt] = fetched
+            await consumer.seek(tp, due)
+            self.intake.expect(tp, due)
 
     def _track(self, records: list[Any]) -> None:
         # What faust's Stream does per record: a rebalance or a stop now waits for these

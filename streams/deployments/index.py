@@ -30,7 +30,10 @@ __all__ = [
     "descending",
     "entries_of",
     "entry_key",
+    "environment_prefix",
     "issue_keys_of",
+    "pipeline_prefix",
+    "split_string",
     "terms_prefix",
 ]
 
@@ -88,6 +91,24 @@ def terms_prefix(tenant: str, index: IndexName, terms: Iterable[str]) -> bytes:
         return head + b"\x00"
     # An Avro array is a block count, the items, then a zero-length block.
     return head + _varint(len(items)) + b"".join(_string(term) for term in items) + b"\x00"
+
+
+def pipeline_prefix(tenant: str) -> bytes:
+    """The bytes every ENVIRONMENT entry of ``tenant`` starts with; what follows is the
+    pipeline id (an Avro string), then the environment id."""
+    return _string(tenant) + _varint(int(IndexName.ENVIRONMENT)) + _varint(2)
+
+
+def environment_prefix(tenant: str, pipeline: str) -> bytes:
+    """The bytes every ENVIRONMENT entry of ``pipeline`` starts with; what follows is the
+    environment id (an Avro string)."""
+    return pipeline_prefix(tenant) + _string(pipeline)
+
+
+def split_string(data: bytes) -> tuple[str, int]:
+    """The Avro string at the start of ``data``, and how many bytes it takes."""
+    value, end = _read_string(data, 0)
+    return value, end
 
 
 def descending(value: int) -> bytes:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -50,6 +51,10 @@ class Intake:
         #: Next offset to hand out per partition, for ``_generation``.
         self._positions: dict[TP, int] = {}
         self._generation = -1
+        #: Partitions whose offsets jumped: (offset due, offset fetched).
+        self.misaligned: dict[TP, tuple[int, int]] = {}
+        #: Partitions sought back, and the offset their first record must have.
+        self._expected: dict[TP, int] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -87,34 +92,124 @@ class Intake:
         self._records.clear()
         self._space.set()
 
-    def take(self, limit: int, generation: int) -> list[Any]:
-        """Up to ``limit`` records to apply, in order, for consumer ``generation``."""
+    def take(self, limit: int, generation: int, committed: Callable[[TP], int | None]) -> list[Any]:
+        """Up to ``limit`` records to apply, in order, for consumer ``generation``.
+
+        Offsets must follow each other: a partition's first record of a generation is at
+        its committed offset (when one is known), each next record at the offset after the
+        last. A partition that jumps is set aside in :attr:`misaligned` as (offset due,
+        offset fetched), and none of its records is handed out until the apply loop has
+        sought it back (:meth:`expect`) or found that the log has nothing in between
+        (:meth:`accept_gap`).
+        """
         records = self._records
         if generation != self._generation:
             self._generation = generation
             self._positions = {}
-        positions = self._positions
+            self._expected = {}
+            self.misaligned = {}
+        positions, expected, misaligned = self._positions, self._expected, self.misaligned
         taken: list[Any] = []
         while records and len(taken) < limit:
             record = records.popleft()
             if record.generation_id != generation:
                 continue
-            tp = record.tp
-            position = positions.get(tp)
-            offset = record.offset
-            if position is not None and offset < position:
-                continue  # fetched twice (before and after faust's seek)
-            if position is not None and offset > position:
-                logger.info("%s: offsets %d to %d are not in the log", tp, position, offset - 1)
+            tp, offset = record.tp, record.offset
+            if tp in misaligned:
+                continue
+            due = positions.get(tp)
+            first = due is None
+            if first:
+                due = expected.get(tp, committed(tp))
+            if due is not None and offset != due:
+                if offset < due or (first and tp in expected):
+                    continue  # applied or committed already, or fetched before a seek back
+                misaligned[tp] = (due, offset)
+                logger.warning(
+                    "generation %d: %s fetched offset %d where %d was due",
+                    generation,
+                    tp,
+                    offset,
+                    due,
+                )
+                continue
+            if first:
+                expected.pop(tp, None)
+                logger.info("generation %d: %s applied from offset %d", generation, tp, offset)
             positions[tp] = offset + 1
             taken.append(record)
         if len(records) < self.capacity:
             self._space.set()
         return taken
 
+    def expect(self, tp: TP, offset: int) -> None:
+        """``tp`` was sought to ``offset``: hand it out from the record at ``offset`` on,
+        dropping whatever was fetched before."""
+        self.misaligned.pop(tp, None)
+        self._positions.pop(tp, None)
+        self._expected[tp] = offset
+
+    def accept_gap(self, tp: TP, offset: int) -> None:
+        """The log of ``tp`` has nothing before ``offset`` (down to where it was due): go
+        on from there."""
+        self.misaligned.pop(tp, None)
+        self._expected.pop(tp, None)
+        self._positions[tp] = offset
+
 
 class IntakeConsumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer whose fetch loop hands input records to the intake."""
+    """faust's aiokafka consumer whose fetch loop hands input records to the intake, and
+    which never commits an input offset past a record that was not acknowledged."""
+
+    #: Per input partition, ranges of offsets the log has no record for (from: to), found
+    #: by the apply loop: a commit passes over them.
+    log_gaps: dict[TP, dict[int, int]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.log_gaps = {}
+
+    def committed(self, tp: TP) -> int | None:
+        """The committed offset faust knows for ``tp`` (None: none yet)."""
+        return self._committed_offset.get(tp)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        # faust 0.15 commits past a single missing record at the committed offset (it
+        # compares min(acked) - committed with > 1), and past any number when nothing was
+        # committed yet. Input records are acknowledged in order, so the offset to commit
+        # is the end of the run of acknowledged offsets (and known log gaps) that starts at
+        # the committed offset: a hole holds the commit back instead of being skipped.
+        if tp.topic != cast(IntakeTransport, self.transport).intake.topic:
+            return super()._new_offset(tp)
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        done = set(acked)
+        committed = self._committed_offset[tp]
+        start = committed if committed is not None else min(done)
+        gaps = self.log_gaps.get(tp, {})
+        end = start
+        while True:
+            if end in done:
+                end += 1
+            elif end in gaps:
+                end = gaps[end]
+            else:
+                break
+        if end == start:
+            if min(done) > start:
+                self.log.warning(
+                    "%s: acknowledged from %d, committed is %d: commit held back",
+                    tp,
+                    min(done),
+                    start,
+                )
+            return None
+        acked[:] = [offset for offset in acked if offset >= end]
+        self._acked_index[tp].difference_update(range(start, end))
+        for begin in [begin for begin in gaps if begin < end]:
+            del gaps[begin]
+        return end
 
     async def _deliver(self, tp: TP, message: Any) -> None:
         """faust's own handling of one record of another topic (a changelog)."""
