@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.validation import DeploymentData, ProviderMetadata
+from gateway.contract import DeploymentData, ProviderMetadata
 from schemas import AvroCodec
 
 __all__ = [

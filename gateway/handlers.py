@@ -24,7 +24,6 @@ from gateway.errors import (
     NotFound,
     OAuthError,
     PayloadTooLarge,
-    ServiceUnavailable,
     TooManyRequests,
     UnsupportedMediaType,
 )
@@ -35,8 +34,7 @@ from gateway.events import (
     gating_decision_recorded,
 )
 from gateway.formats import int64_of
-from gateway.issues.check import check_issues
-from gateway.issues.replica import IssueReplica
+from gateway.issues.check import check_submission
 from gateway.keys import (
     AUTH,
     CODECS,
@@ -49,7 +47,7 @@ from gateway.keys import (
     SETTINGS,
     WORKERS,
 )
-from gateway.validation import SubmitDeployments, parse_submission, reject_duplicate_keys
+from gateway.validation import parse_submission, reject_duplicate_keys
 
 __all__ = [
     "decide_gating",
@@ -124,7 +122,7 @@ async def submit_deployments(request: web.Request) -> web.Response:
     body = await read_body(request, settings.max_body_bytes)
     command = parse_submission(body, max_deployments=settings.max_deployments)
     if request[PRINCIPAL].issue_registry:
-        command = _with_known_issues(app[ISSUES], tenant, command, settings.retry_after_s)
+        command = check_submission(app[ISSUES], tenant, command, settings.retry_after_s)
     codecs = app[CODECS]
     events = [
         deployment_submitted(codecs, tenant, d, command.properties, command.provider_metadata)
@@ -158,17 +156,6 @@ async def submit_deployments(request: web.Request) -> web.Response:
         },
         status=202,
     )
-
-
-def _with_known_issues(
-    replica: IssueReplica, tenant: str, command: SubmitDeployments, retry_after_s: int
-) -> SubmitDeployments:
-    """The submission checked against the tenant's issue registry; 503 until this gateway
-    has read the registry once, rather than calling every key unknown."""
-    if not replica.caught_up:
-        msg = "The issue registry is still loading; retry later."
-        raise ServiceUnavailable(msg, headers={"Retry-After": str(retry_after_s)})
-    return check_issues(command, replica.index.tenant(tenant))
 
 
 async def _stored_of(

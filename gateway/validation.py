@@ -1,4 +1,4 @@
-"""The Jira Deployments contract as msgspec types, and per-deployment validation.
+"""Validation of submissions, each deployment on its own, against :mod:`gateway.contract`.
 
 The fast path is msgspec's strict decoder: per-field work (types, lengths, whole-value
 patterns, enums, int64 range) in C, then the few rules that span fields or need arithmetic
@@ -15,33 +15,40 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import Struct
 
+from gateway.contract import (
+    INTEGER_FIELDS,
+    MAX_ASSOCIATION_VALUES,
+    DeploymentData,
+    DigitString,
+    Long,
+    PropertyValue,
+    ProviderMetadata,
+)
 from gateway.duplicates import Duplicates, find_duplicates
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.explain import schema_errors
 from gateway.formats import (
     INT64_MAX,
     INT64_MIN,
-    ISSUE_ID_OR_KEY,
-    ISSUE_KEY,
-    RFC3339,
-    URL,
     int64_of,
     is_digit_string,
     is_real_date,
     is_rfc3339,
 )
 
+# DeploymentData and ProviderMetadata are what a valid submission is made of.
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "DeploymentData",
     "DeploymentKey",
     "ItemRejected",
+    "ProviderMetadata",
     "SubmitDeployments",
     "deployment_errors",
     "parse_submission",
@@ -49,119 +56,7 @@ __all__ = [
     "validate_deployment",
 ]
 
-MAX_ASSOCIATION_VALUES = 500
 MAX_PROPERTIES = 5
-
-Long = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
-Str255 = Annotated[str, Meta(max_length=255)]
-Url = Annotated[str, Meta(max_length=2000, pattern=URL)]
-Timestamp = Annotated[str, Meta(pattern=RFC3339)]
-IssueKey = Annotated[str, Meta(pattern=ISSUE_KEY)]
-IssueIdOrKey = Annotated[str, Meta(pattern=ISSUE_ID_OR_KEY)]
-State = Literal[
-    "unknown", "pending", "in_progress", "cancelled", "failed", "rolled_back", "successful"
-]
-EnvironmentType = Literal["unmapped", "development", "testing", "staging", "production"]
-
-
-class Pipeline(Struct):
-    """The pipeline a deployment belongs to."""
-
-    id: Str255
-    displayName: Str255
-    url: Url
-
-
-class Environment(Struct):
-    """The environment a deployment targets."""
-
-    id: Str255
-    displayName: Str255
-    type: EnvironmentType
-
-
-class Command(Struct):
-    """A command for Jira, e.g. ``initiate_deployment_gating``."""
-
-    command: str | None = None
-
-
-class AssociatedEntity(Struct):
-    """A commit (hash + repository) or a repository."""
-
-    repositoryId: Str255
-    commitHash: Str255 | None = None
-
-
-IssueValues = Annotated[list[IssueIdOrKey], Meta(min_length=1, max_length=500)]
-ServiceValues = Annotated[list[Str255], Meta(min_length=1, max_length=500)]
-EntityValues = Annotated[list[AssociatedEntity], Meta(min_length=1, max_length=500)]
-
-
-class IssueKeysAssociation(Struct, tag_field="associationType", tag="issueKeys"):
-    """Issues by key."""
-
-    values: IssueValues
-
-
-class IssueIdOrKeysAssociation(Struct, tag_field="associationType", tag="issueIdOrKeys"):
-    """Issues by key or numeric id."""
-
-    values: IssueValues
-
-
-class ServiceIdOrKeysAssociation(Struct, tag_field="associationType", tag="serviceIdOrKeys"):
-    """Services by id or key."""
-
-    values: ServiceValues
-
-
-class CommitAssociation(Struct, tag_field="associationType", tag="commit"):
-    """Commits."""
-
-    values: EntityValues
-
-
-class RepositoryAssociation(Struct, tag_field="associationType", tag="repository"):
-    """Repositories."""
-
-    values: EntityValues
-
-
-Association = (
-    IssueKeysAssociation
-    | IssueIdOrKeysAssociation
-    | ServiceIdOrKeysAssociation
-    | CommitAssociation
-    | RepositoryAssociation
-)
-ISSUE_ASSOCIATIONS = (IssueKeysAssociation, IssueIdOrKeysAssociation)
-
-
-class DeploymentData(Struct):
-    """One deployment of a submission (the contract's ``DeploymentData``)."""
-
-    deploymentSequenceNumber: Long
-    updateSequenceNumber: Long
-    displayName: Str255
-    url: Url
-    description: Str255
-    lastUpdated: Timestamp
-    state: State
-    pipeline: Pipeline
-    environment: Environment
-    issueKeys: Annotated[list[IssueKey], Meta(min_length=1, max_length=100)] | None = None
-    associations: Annotated[list[Association], Meta(min_length=1, max_length=3)] | None = None
-    label: Str255 | None = None
-    duration: Long | None = None
-    commands: list[Command] | None = None
-    schemaVersion: Literal["1.0"] | None = None
-
-
-#: Fields that take a digit string for an integer.
-INTEGER_FIELDS = ("deploymentSequenceNumber", "updateSequenceNumber", "duration")
-#: Real clients send ``"42"`` for integers; so does nothing else (no ``"1e3"``, no ``"4_2"``).
-DigitString = Annotated[str, Meta(pattern=r"\A[+-]?[0-9]+\Z")]
 
 
 def _with_digit_strings() -> type[msgspec.Struct]:
@@ -174,15 +69,6 @@ def _with_digit_strings() -> type[msgspec.Struct]:
             kind = Long | DigitString if info.required else Long | DigitString | None
         fields.append((info.name, kind) if info.required else (info.name, kind, info.default))
     return msgspec.defstruct("DeploymentDataWithDigitStrings", fields)
-
-
-class ProviderMetadata(Struct):
-    """Where the data came from."""
-
-    product: str | None = None
-
-
-PropertyValue = str | int | float | bool
 
 
 class SubmitEnvelope(Struct):

@@ -19,17 +19,13 @@ from typing import Any
 
 import msgspec
 
+from gateway.contract import ISSUE_ASSOCIATIONS, Association, DeploymentData
+from gateway.errors import ServiceUnavailable
 from gateway.issues.index import TenantIssues
-from gateway.validation import (
-    ISSUE_ASSOCIATIONS,
-    Association,
-    DeploymentData,
-    DeploymentKey,
-    ItemRejected,
-    SubmitDeployments,
-)
+from gateway.issues.replica import IssueReplica
+from gateway.validation import DeploymentKey, ItemRejected, SubmitDeployments
 
-__all__ = ["NO_VALID_ISSUES", "check_issues"]
+__all__ = ["NO_VALID_ISSUES", "check_issues", "check_submission"]
 
 #: The contract's fixture says "No valid issues found for build" on the builds API.
 NO_VALID_ISSUES = "No valid issues found for deployment"
@@ -83,6 +79,17 @@ def _known_issues(
     return msgspec.structs.replace(
         deployment, issueKeys=known_keys or None, associations=kept or None
     )
+
+
+def check_submission(
+    replica: IssueReplica, tenant: str, command: SubmitDeployments, retry_after_s: int
+) -> SubmitDeployments:
+    """``command`` checked against ``tenant``'s registry; 503 until this gateway has read the
+    registry once, rather than calling every key unknown."""
+    if not replica.caught_up:
+        msg = "The issue registry is still loading; retry later."
+        raise ServiceUnavailable(msg, headers={"Retry-After": str(retry_after_s)})
+    return check_issues(command, replica.index.tenant(tenant))
 
 
 def check_issues(command: SubmitDeployments, issues: TenantIssues) -> SubmitDeployments:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.contract import IssueIdOrKeysAssociation, ServiceIdOrKeysAssociation
 from gateway.errors import Unauthorized
 from gateway.issues.changes import Change, deletion, recording
 from gateway.issues.check import NO_VALID_ISSUES, check_issues
@@ -16,13 +17,7 @@ from gateway.issues.index import IssueIndex, TenantIssues
 from gateway.issues.jira import JiraPayloadError, decode_search_results, decode_webhook_event
 from gateway.issues.records import IssueCodecs, IssueInfo
 from gateway.issues.webhook import _verify, signature_of
-from gateway.validation import (
-    DeploymentKey,
-    IssueIdOrKeysAssociation,
-    ItemRejected,
-    ServiceIdOrKeysAssociation,
-    parse_submission,
-)
+from gateway.validation import DeploymentKey, ItemRejected, parse_submission
 from tests.unit.test_validation import deployment
 
 T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)

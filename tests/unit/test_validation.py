@@ -15,20 +15,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.contract import (
+    AssociatedEntity,
+    CommitAssociation,
+    DeploymentData,
+    IssueIdOrKeysAssociation,
+    IssueKeysAssociation,
+    ProviderMetadata,
+    RepositoryAssociation,
+    ServiceIdOrKeysAssociation,
+)
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.validation import (
     INT64_MAX,
     INT64_MIN,
-    AssociatedEntity,
-    CommitAssociation,
-    DeploymentData,
     DeploymentKey,
-    IssueIdOrKeysAssociation,
-    IssueKeysAssociation,
     ItemRejected,
-    ProviderMetadata,
-    RepositoryAssociation,
-    ServiceIdOrKeysAssociation,
     SubmitDeployments,
     parse_submission,
 )
