@@ -30,7 +30,10 @@ logger = logging.getLogger(__name__)
 
 _POLL_S = 0.2
 _LAG_EVERY_S = 1.0
-_MAX_BACKOFF_S = 10.0
+_MAX_BACKOFF_S = 5.0
+#: A thread stuck in an admin call to an unreachable broker is not waited for longer: it is
+#: a daemon thread, and it holds nothing that must be flushed.
+_CLOSE_WAIT_S = 5.0
 
 
 def client_config(settings: GatewaySettings) -> dict[str, Any]:
@@ -93,7 +96,9 @@ class IssueReplica:
         """Stop the consumer thread."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(_CLOSE_WAIT_S)
+            if self._thread.is_alive():
+                logger.warning("the issue registry consumer did not stop in time")
 
     def _run(self) -> None:
         backoff = 0.5

@@ -34,7 +34,7 @@ def ensure_issues_topic(
     """
     admin = AdminClient(client_config)
     try:
-        topic = admin.list_topics(name, timeout=10).topics.get(name)
+        topic = admin.list_topics(name, timeout=5).topics.get(name)
         if topic is None or topic.error is not None:
             futures = admin.create_topics([NewTopic(name, partitions, replication, config=CONFIG)])
             try:
