@@ -25,7 +25,7 @@ from gateway.issues.index import TenantIssues
 from gateway.issues.replica import IssueReplica
 from gateway.validation import DeploymentKey, ItemRejected, SubmitDeployments
 
-__all__ = ["NO_VALID_ISSUES", "check_issues", "check_submission"]
+__all__ = ["NO_VALID_ISSUES", "check_issues", "check_submission", "require_loaded"]
 
 #: The contract's fixture says "No valid issues found for build" on the builds API.
 NO_VALID_ISSUES = "No valid issues found for deployment"
@@ -81,14 +81,19 @@ def _known_issues(
     )
 
 
-def check_submission(
-    replica: IssueReplica, tenant: str, command: SubmitDeployments, retry_after_s: int
-) -> SubmitDeployments:
-    """``command`` checked against ``tenant``'s registry; 503 until this gateway has read the
-    registry once, rather than calling every key unknown."""
+def require_loaded(replica: IssueReplica, retry_after_s: int) -> None:
+    """503 until this gateway has read the registry once: an answer from half of it would
+    call known keys unknown, and let an old webhook event overwrite a newer state."""
     if not replica.caught_up:
         msg = "The issue registry is still loading; retry later."
         raise ServiceUnavailable(msg, headers={"Retry-After": str(retry_after_s)})
+
+
+def check_submission(
+    replica: IssueReplica, tenant: str, command: SubmitDeployments, retry_after_s: int
+) -> SubmitDeployments:
+    """``command`` checked against ``tenant``'s registry (once it is loaded)."""
+    require_loaded(replica, retry_after_s)
     return check_issues(command, replica.index.tenant(tenant))
 
 

@@ -6,6 +6,8 @@ delivery as its "secure admin webhooks" do: ``X-Hub-Signature: sha256=<hex>``, t
 of the raw body keyed with the secret (WebSub's ``method=signature``). A delivery without that
 signature, with a wrong one, or for a tenant without a secret is a 401, the same answer each
 time. Other events are answered 202 and change nothing, so a webhook may subscribe to more.
+Until this gateway has read the registry once, deliveries get 503: deciding whether an event is
+older than the registry's state needs the whole registry.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 from gateway.errors import BadRequest, Unauthorized
 from gateway.handlers import json_response, read_body
 from gateway.issues.changes import Change, Outcome, deletion, recording
+from gateway.issues.check import require_loaded
 from gateway.issues.jira import (
     ISSUE_CREATED,
     ISSUE_DELETED,
@@ -85,6 +88,7 @@ async def receive_jira_webhook(request: web.Request) -> web.Response:
     except JiraPayloadError as exc:
         raise BadRequest(str(exc)) from exc
     replica = app[ISSUES]
+    require_loaded(replica, settings.retry_after_s)
     changes, outcome = _changes(event, replica, tenant)
     codecs = replica.codecs
     records = [

@@ -10,13 +10,15 @@ import orjson
 import pytest
 
 from gateway.contract import IssueIdOrKeysAssociation, ServiceIdOrKeysAssociation
-from gateway.errors import Unauthorized
+from gateway.errors import ServiceUnavailable, Unauthorized
 from gateway.issues.changes import Change, deletion, recording
-from gateway.issues.check import NO_VALID_ISSUES, check_issues
+from gateway.issues.check import NO_VALID_ISSUES, check_issues, check_submission
 from gateway.issues.index import IssueIndex, TenantIssues
 from gateway.issues.jira import JiraPayloadError, decode_search_results, decode_webhook_event
 from gateway.issues.records import IssueCodecs, IssueInfo
+from gateway.issues.replica import IssueReplica
 from gateway.issues.webhook import _verify, signature_of
+from gateway.settings import GatewaySettings
 from gateway.validation import DeploymentKey, ItemRejected, parse_submission
 from tests.unit.test_validation import deployment
 
@@ -352,3 +354,13 @@ def test_an_empty_registry_knows_no_key() -> None:
 
     assert checked.deployments == ()
     assert checked.unknown_issue_keys == ("ABC-1",)
+
+
+def test_a_registry_not_read_yet_answers_503_rather_than_unknown() -> None:
+    replica = IssueReplica(GatewaySettings())  # never started: it has read nothing
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        check_submission(replica, "t", submission(deployment()), 7)
+
+    assert caught.value.headers == {"Retry-After": "7"}
+    assert caught.value.messages == ("The issue registry is still loading; retry later.",)
