@@ -15,6 +15,7 @@ from types import FrameType
 import click
 import httpx
 
+from deploystream.issues import issues
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
 from deploystream.load import load
@@ -211,6 +212,7 @@ def kafka(port: int | None) -> None:
 
 
 main.add_command(load)
+main.add_command(issues)
 
 
 if __name__ == "__main__":

@@ -147,12 +147,18 @@ class StackConfig:
         (the tests) never share a table changelog: ``deployments`` -> ``deployments-state``."""
         return f"{self.topic}-state"
 
+    @property
+    def issues_topic(self) -> str:
+        """The gateways' issue registry topic, named after ``topic`` like the state topic."""
+        return f"{self.topic}-issues"
+
     def common_env(self) -> dict[str, str]:
         """Variables both services read."""
         return {
             "DEPLOYSTREAM_KAFKA_BOOTSTRAP": self.bootstrap,
             "DEPLOYSTREAM_DEPLOYMENTS_TOPIC": self.topic,
             "DEPLOYSTREAM_STATE_TOPIC": self.state_topic,
+            "DEPLOYSTREAM_ISSUES_TOPIC": self.issues_topic,
             "DEPLOYSTREAM_DEAD_LETTER_TOPIC": f"{self.topic}-dead-letter",
             "DEPLOYSTREAM_PARTITIONS": str(self.partitions),
             "DEPLOYSTREAM_APP_ID": self.app_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from importlib import resources
 
@@ -11,7 +12,18 @@ from aiohttp import web
 
 from gateway.auth import Authenticator
 from gateway.events import EventCodecs
-from gateway.keys import AUTH, CODECS, LIMITER, METRICS, OPENAPI, PRODUCER, SETTINGS, WORKERS
+from gateway.issues.replica import IssueReplica
+from gateway.keys import (
+    AUTH,
+    CODECS,
+    ISSUES,
+    LIMITER,
+    METRICS,
+    OPENAPI,
+    PRODUCER,
+    SETTINGS,
+    WORKERS,
+)
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import auth_middleware, error_middleware
@@ -30,6 +42,15 @@ async def _kafka(app: web.Application) -> AsyncIterator[None]:
     yield
     # Runs after the server stopped taking requests: in-flight events are delivered first.
     producer.close()
+
+
+async def _issues(app: web.Application) -> AsyncIterator[None]:
+    # Reads the registry topic in the background: start-up does not wait for Kafka.
+    replica = IssueReplica(app[SETTINGS])
+    replica.start()
+    app[ISSUES] = replica
+    yield
+    await asyncio.get_running_loop().run_in_executor(None, replica.close)
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
@@ -60,6 +81,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[LIMITER] = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app[OPENAPI] = openapi_json()
     app.cleanup_ctx.append(_kafka)
+    app.cleanup_ctx.append(_issues)
     app.cleanup_ctx.append(_workers)
     setup_routes(app)
     return app

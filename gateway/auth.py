@@ -49,6 +49,7 @@ class Principal:
     rate_limit_per_s: float | None = None
     rate_limit_burst: int | None = None
     approves_for: frozenset[str] = frozenset()
+    issue_registry: bool = False
 
     @classmethod
     def of(cls, client: Client, scopes: frozenset[Scope] | None = None) -> Principal:
@@ -59,6 +60,7 @@ class Principal:
             client.rate_limit_per_s,
             client.rate_limit_burst,
             client.approves_for,
+            client.issue_registry,
         )
 
     @property

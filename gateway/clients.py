@@ -10,6 +10,8 @@ clients:
     approvesFor: [team-a]            # with APPROVE_GATING: tenants whose gates it decides
     rateLimitPerSecond: 50           # optional: overrides DEPLOYSTREAM_RATE_LIMIT_PER_S
     rateLimitBurst: 100              # optional: overrides DEPLOYSTREAM_RATE_LIMIT_BURST
+    issueRegistry: true              # optional: check issue keys against the issue registry
+    webhookSecret: "..."             # optional: secret of the tenant's Jira issue webhook
 ```
 
 Client secrets and API tokens are generated, high-entropy values (``deploystream secret``), so
@@ -60,9 +62,10 @@ class Scope(StrEnum):
 
     @classmethod
     def parse(cls, name: str) -> Scope:
-        """A Connect name (``READ``) or an OAuth scope (``read:deployment-info:jira``)."""
+        """A Connect name (``READ``), an OAuth scope (``read:deployment-info:jira``) or its
+        older name (``read:deployment:jira-software``)."""
         for scope, oauth in _OAUTH.items():
-            if name in (scope.value, oauth):
+            if name in (scope.value, oauth) or _LEGACY.get(name) is scope:
                 return scope
         msg = f"unknown scope {name!r}"
         raise ValueError(msg)
@@ -73,6 +76,12 @@ _OAUTH = {
     Scope.WRITE: "write:deployment-info:jira",
     Scope.DELETE: "delete:deployment-info:jira",
     Scope.APPROVE_GATING: "approve:deployment-gating:deploystream",
+}
+#: The OAuth 2.0 scope names of Jira Software's older documents, still sent by older tools.
+_LEGACY = {
+    "read:deployment:jira-software": Scope.READ,
+    "write:deployment:jira-software": Scope.WRITE,
+    "delete:deployment:jira-software": Scope.DELETE,
 }
 
 
@@ -108,6 +117,9 @@ class Client(BaseModel):
     approves_for: frozenset[str] = Field(frozenset(), alias="approvesFor")
     rate_limit_per_s: float | None = Field(None, alias="rateLimitPerSecond", gt=0)
     rate_limit_burst: int | None = Field(None, alias="rateLimitBurst", gt=0)
+    issue_registry: bool = Field(False, alias="issueRegistry")
+    # HMAC-SHA256 of Jira's webhook deliveries needs the secret itself, like sharedSecret.
+    webhook_secret: str | None = Field(None, alias="webhookSecret", min_length=16)
 
     @field_validator("scopes", mode="before")
     @classmethod

@@ -9,12 +9,13 @@ from typing import Any
 
 import msgspec
 
-from gateway.validation import DeploymentData, ProviderMetadata
+from gateway.contract import DeploymentData, ProviderMetadata
 from schemas import AvroCodec
 
 __all__ = [
     "EventCodecs",
     "OutgoingEvent",
+    "Tombstone",
     "deployment_deleted",
     "deployment_submitted",
     "deployments_deleted_by_properties",
@@ -35,6 +36,15 @@ class OutgoingEvent:
     key: bytes | None
     value: bytes
     partition: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A record with a key and no value: on a compacted topic, the key is deleted."""
+
+    key: bytes
+    value: None = None
+    partition: None = None
 
 
 class EventCodecs:

@@ -33,9 +33,12 @@ from gateway.events import (
     deployments_deleted_by_properties,
     gating_decision_recorded,
 )
+from gateway.formats import int64_of
+from gateway.issues.check import check_submission
 from gateway.keys import (
     AUTH,
     CODECS,
+    ISSUES,
     LIMITER,
     METRICS,
     OPENAPI,
@@ -44,7 +47,7 @@ from gateway.keys import (
     SETTINGS,
     WORKERS,
 )
-from gateway.validation import INT64_MAX, INT64_MIN, parse_submission, reject_duplicate_keys
+from gateway.validation import parse_submission, reject_duplicate_keys
 
 __all__ = [
     "decide_gating",
@@ -58,6 +61,7 @@ __all__ = [
     "openapi_document",
     "readyz",
     "submit_deployments",
+    "tenant_info",
 ]
 
 JSON = "application/json"
@@ -86,12 +90,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 
 def parse_long(text: str, name: str) -> int:
-    """An int64 from a path or query parameter, or 400 naming the parameter."""
-    try:
-        value = int(text.strip())
-    except ValueError:
-        value = None
-    if value is None or not INT64_MIN <= value <= INT64_MAX:
+    """An int64 from a path or query parameter (digits, optionally signed, nothing else), or
+    400 naming the parameter."""
+    value = int64_of(text)
+    if value is None:
         msg = f"{name}: must be a 64-bit integer, got {text!r}"
         raise BadRequest(msg)
     return value
@@ -119,6 +121,8 @@ async def submit_deployments(request: web.Request) -> web.Response:
         raise UnsupportedMediaType(msg)
     body = await read_body(request, settings.max_body_bytes)
     command = parse_submission(body, max_deployments=settings.max_deployments)
+    if request[PRINCIPAL].issue_registry:
+        command = check_submission(app[ISSUES], tenant, command, settings.retry_after_s)
     codecs = app[CODECS]
     events = [
         deployment_submitted(codecs, tenant, d, command.properties, command.provider_metadata)
@@ -147,8 +151,8 @@ async def submit_deployments(request: web.Request) -> web.Response:
                 {"key": r.key.as_json(), "errors": [{"message": m} for m in r.errors]}
                 for r in command.rejected
             ],
-            "unknownIssueKeys": [],
-            "unknownAssociations": [],
+            "unknownIssueKeys": list(command.unknown_issue_keys),
+            "unknownAssociations": list(command.unknown_associations),
         },
         status=202,
     )
@@ -265,12 +269,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when Kafka answers metadata requests for the deployments topic."""
+    """Ready when Kafka answers metadata requests for the deployments topic and the issue
+    registry was read to its end once (its freshness is in the body)."""
     producer = request.app[PRODUCER]
-    ready = await asyncio.get_running_loop().run_in_executor(None, producer.healthy)
+    kafka = await asyncio.get_running_loop().run_in_executor(None, producer.healthy)
+    issues = request.app[ISSUES].freshness()
+    ready = kafka and issues["caughtUp"]
     return json_response(
-        {"status": "ready" if ready else "not ready", "kafka": ready}, status=200 if ready else 503
+        {"status": "ready" if ready else "not ready", "kafka": kafka, "issues": issues},
+        status=200 if ready else 503,
     )
+
+
+async def tenant_info(request: web.Request) -> web.Response:
+    """``GET /_edge/tenant_info``: the installation's cloudId, as a Jira site answers it."""
+    return json_response({"cloudId": request.app[SETTINGS].cloud_id})
 
 
 async def metrics(request: web.Request) -> web.Response:

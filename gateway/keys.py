@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.auth import Authenticator, Principal
 from gateway.events import EventCodecs
+from gateway.issues.replica import IssueReplica
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.producer import EventProducer
@@ -15,6 +16,7 @@ from gateway.settings import GatewaySettings
 __all__ = [
     "AUTH",
     "CODECS",
+    "ISSUES",
     "LIMITER",
     "METRICS",
     "OPENAPI",
@@ -32,4 +34,5 @@ WORKERS = web.AppKey("workers", WorkerClient)
 AUTH = web.AppKey("auth", Authenticator)
 OPENAPI = web.AppKey("openapi", bytes)
 LIMITER = web.AppKey("limiter", RateLimiter)
+ISSUES = web.AppKey("issues", IssueReplica)
 PRINCIPAL = web.RequestKey("principal", Principal)

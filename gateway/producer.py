@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from gateway.errors import KafkaUnavailable
-from gateway.events import OutgoingEvent
+from gateway.events import OutgoingEvent, Tombstone
 from gateway.settings import GatewaySettings
 
 __all__ = ["EventProducer", "producer_config"]
@@ -94,7 +94,7 @@ class EventProducer:
         while self._running.is_set():
             self._producer.poll(0.1)
 
-    async def send(self, topic: str, events: Sequence[OutgoingEvent]) -> None:
+    async def send(self, topic: str, events: Sequence[OutgoingEvent | Tombstone]) -> None:
         """Produce ``events`` in order and return once the broker acknowledged all of them.
 
         Raises KafkaUnavailable when any is refused or not acknowledged in time.

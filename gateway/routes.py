@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import handlers
+from gateway.issues import webhook
 
 __all__ = ["API_PREFIXES", "setup_routes"]
 
@@ -27,7 +28,11 @@ def setup_routes(app: web.Application) -> None:
         )
         # deploystream extension: approvers record gating decisions (APPROVE_GATING scope).
         app.router.add_post(prefix + DEPLOYMENT + "/gating-decision", handlers.decide_gating)
+    # deploystream extension: Jira's issue webhooks feed the issue registry (signed, per tenant).
+    app.router.add_post("/rest/deploystream/1/jira-webhook/{tenant}", webhook.receive_jira_webhook)
     app.router.add_post("/oauth/token", handlers.issue_token)
+    # Where tools that start from the site URL discover the cloudId of the OAuth URL form.
+    app.router.add_get("/_edge/tenant_info", handlers.tenant_info, allow_head=False)
     app.router.add_get("/openapi.json", handlers.openapi_document, allow_head=False)
     app.router.add_get("/healthz", handlers.healthz, allow_head=False)
     app.router.add_get("/readyz", handlers.readyz, allow_head=False)

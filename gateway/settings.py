@@ -7,7 +7,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["GatewaySettings"]
+__all__ = ["DEFAULT_CLOUD_ID", "GatewaySettings"]
+
+#: A fixed UUID, so that every gateway of an installation that sets none answers the same.
+DEFAULT_CLOUD_ID = "6f8d8a2c-3c1e-4b5e-9a57-0d3e5c1f2b7a"
 
 
 class GatewaySettings(BaseSettings):
@@ -53,3 +56,17 @@ class GatewaySettings(BaseSettings):
         400, gt=0, description="Bucket size of the per-client rate limit."
     )
     linger_ms: int = Field(2, description="librdkafka linger.ms of the gateway producer.")
+    issues_topic: str = Field(
+        "deployments-issues",
+        description="Compacted topic of the issue registry (known issue keys per tenant).",
+    )
+    issues_partitions: int = Field(
+        1, gt=0, description="Partitions of the issue registry topic when a gateway creates it."
+    )
+    replication_factor: int = Field(
+        1, gt=0, description="Replication factor of the topics the gateway creates."
+    )
+    cloud_id: str = Field(
+        DEFAULT_CLOUD_ID,
+        description="The installation's cloudId, answered by GET /_edge/tenant_info.",
+    )

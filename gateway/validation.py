@@ -1,158 +1,74 @@
-"""The Jira Deployments contract as msgspec types, and per-deployment validation.
+"""Validation of submissions, each deployment on its own, against :mod:`gateway.contract`.
 
-msgspec does the per-field work in C (types, lengths, patterns, enums, int64 range); the few
-rules that span fields (issueKeys-or-associations, the 500-value cap) are checked after it.
-``strict=False`` is what makes numeric strings acceptable for integer fields.
+The fast path is msgspec's strict decoder: per-field work (types, lengths, whole-value
+patterns, enums, int64 range) in C, then the few rules that span fields or need arithmetic
+(issueKeys-or-associations, the 500-value cap, real calendar dates) in Python. Valid
+deployments, nearly all of them, never leave it.
+
+A deployment the fast path refuses goes the slow way: decoded as plain JSON, integer fields
+given as digit strings (``"42"``, as real clients send them) made integers, then either
+accepted or rejected with *every* error it has, each naming its field in Jira's words
+(:mod:`gateway.explain`). Duplicate keys are found by :mod:`gateway.duplicates`.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import Struct
 
+from gateway.contract import (
+    INTEGER_FIELDS,
+    MAX_ASSOCIATION_VALUES,
+    DeploymentData,
+    DigitString,
+    Long,
+    PropertyValue,
+    ProviderMetadata,
+)
+from gateway.duplicates import Duplicates, find_duplicates
 from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.explain import schema_errors
+from gateway.formats import (
+    INT64_MAX,
+    INT64_MIN,
+    int64_of,
+    is_digit_string,
+    is_real_date,
+    is_rfc3339,
+)
 
+# DeploymentData and ProviderMetadata are what a valid submission is made of.
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "DeploymentData",
     "DeploymentKey",
     "ItemRejected",
+    "ProviderMetadata",
     "SubmitDeployments",
+    "deployment_errors",
     "parse_submission",
     "reject_duplicate_keys",
     "validate_deployment",
 ]
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-MAX_ASSOCIATION_VALUES = 500
 MAX_PROPERTIES = 5
 
-Long = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
-Str255 = Annotated[str, Meta(max_length=255)]
-# format: uri — a scheme followed by a non-empty, whitespace-free remainder.
-Uri = Annotated[str, Meta(max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+$")]
-RFC3339 = Annotated[
-    str,
-    Meta(
-        pattern=(
-            r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:"
-            r"([0-5]\d|60)(\.\d{1,9})?([Zz]|[+\-]([01]\d|2[0-3]):[0-5]\d)$"
-        )
-    ),
-]
-IssueKey = Annotated[str, Meta(pattern=r"^\w{1,255}-\d{1,255}$")]
-# Unanchored on purpose: this is the contract's pattern for association values, verbatim.
-IssueIdOrKey = Annotated[str, Meta(pattern=r"(\w{1,255}-\d{1,255}|\d{1,255})")]
-State = Literal[
-    "unknown", "pending", "in_progress", "cancelled", "failed", "rolled_back", "successful"
-]
-EnvironmentType = Literal["unmapped", "development", "testing", "staging", "production"]
 
-
-class Pipeline(Struct):
-    """The pipeline a deployment belongs to."""
-
-    id: Str255
-    displayName: Str255
-    url: Uri
-
-
-class Environment(Struct):
-    """The environment a deployment targets."""
-
-    id: Str255
-    displayName: Str255
-    type: EnvironmentType
-
-
-class Command(Struct):
-    """A command for Jira, e.g. ``initiate_deployment_gating``."""
-
-    command: str | None = None
-
-
-class AssociatedEntity(Struct):
-    """A commit (hash + repository) or a repository."""
-
-    repositoryId: Str255
-    commitHash: Str255 | None = None
-
-
-IssueValues = Annotated[list[IssueIdOrKey], Meta(min_length=1, max_length=500)]
-ServiceValues = Annotated[list[Str255], Meta(min_length=1, max_length=500)]
-EntityValues = Annotated[list[AssociatedEntity], Meta(min_length=1, max_length=500)]
-
-
-class IssueKeysAssociation(Struct, tag_field="associationType", tag="issueKeys"):
-    """Issues by key."""
-
-    values: IssueValues
-
-
-class IssueIdOrKeysAssociation(Struct, tag_field="associationType", tag="issueIdOrKeys"):
-    """Issues by key or numeric id."""
-
-    values: IssueValues
-
-
-class ServiceIdOrKeysAssociation(Struct, tag_field="associationType", tag="serviceIdOrKeys"):
-    """Services by id or key."""
-
-    values: ServiceValues
-
-
-class CommitAssociation(Struct, tag_field="associationType", tag="commit"):
-    """Commits."""
-
-    values: EntityValues
-
-
-class RepositoryAssociation(Struct, tag_field="associationType", tag="repository"):
-    """Repositories."""
-
-    values: EntityValues
-
-
-Association = (
-    IssueKeysAssociation
-    | IssueIdOrKeysAssociation
-    | ServiceIdOrKeysAssociation
-    | CommitAssociation
-    | RepositoryAssociation
-)
-
-
-class DeploymentData(Struct):
-    """One deployment of a submission (the contract's ``DeploymentData``)."""
-
-    deploymentSequenceNumber: Long
-    updateSequenceNumber: Long
-    displayName: Str255
-    url: Uri
-    description: Str255
-    lastUpdated: RFC3339
-    state: State
-    pipeline: Pipeline
-    environment: Environment
-    issueKeys: Annotated[list[IssueKey], Meta(min_length=1, max_length=100)] | None = None
-    associations: Annotated[list[Association], Meta(min_length=1, max_length=3)] | None = None
-    label: Str255 | None = None
-    duration: Long | None = None
-    commands: list[Command] | None = None
-    schemaVersion: Literal["1.0"] | None = None
-
-
-class ProviderMetadata(Struct):
-    """Where the data came from."""
-
-    product: str | None = None
-
-
-PropertyValue = str | int | float | bool
+def _with_digit_strings() -> type[msgspec.Struct]:
+    """DeploymentData whose integer fields also take digit strings: a second fast decoder
+    for clients that send them, so that they do not pay for the slow path."""
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for info in msgspec.structs.fields(DeploymentData):
+        kind = info.type
+        if info.name in INTEGER_FIELDS:
+            kind = Long | DigitString if info.required else Long | DigitString | None
+        fields.append((info.name, kind) if info.required else (info.name, kind, info.default))
+    return msgspec.defstruct("DeploymentDataWithDigitStrings", fields)
 
 
 class SubmitEnvelope(Struct):
@@ -179,6 +95,13 @@ class DeploymentKey:
             "deploymentSequenceNumber": self.deploymentSequenceNumber,
         }
 
+    @classmethod
+    def of(cls, deployment: DeploymentData) -> DeploymentKey:
+        """The key of a valid deployment."""
+        return cls(
+            deployment.pipeline.id, deployment.environment.id, deployment.deploymentSequenceNumber
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ItemRejected:
@@ -190,34 +113,146 @@ class ItemRejected:
 
 @dataclass(frozen=True, slots=True)
 class SubmitDeployments:
-    """The command a valid submission becomes: validated deployments plus rejections."""
+    """The command a valid submission becomes: validated deployments plus rejections, and
+    (for tenants with an issue registry) the issue keys and associations found unknown."""
 
     deployments: tuple[DeploymentData, ...]
     rejected: tuple[ItemRejected, ...]
     properties: dict[str, str]
     provider_metadata: ProviderMetadata | None
+    unknown_issue_keys: tuple[str, ...] = ()
+    unknown_associations: tuple[dict[str, Any], ...] = field(default=())
 
 
-_ENVELOPE_DECODER = msgspec.json.Decoder(SubmitEnvelope, strict=False)
-_ITEM_DECODER = msgspec.json.Decoder(DeploymentData, strict=False)
-_LOOSE_DECODER = msgspec.json.Decoder()
-_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_MISSING = re.compile(
-    r"^Object missing required field `(?P<field>[^`]+)`(?: - at `\$(?P<path>[^`]*)`)?$"
-)
+_ENVELOPE_DECODER = msgspec.json.Decoder(SubmitEnvelope)
+_ITEM_DECODER = msgspec.json.Decoder(DeploymentData)
+_DIGIT_STRING_DECODER = msgspec.json.Decoder(_with_digit_strings())
 
 
-def _describe(error: msgspec.ValidationError, index: int) -> str:
-    """Turn msgspec's message into one that names the field first."""
-    text = str(error)
-    where = f"deployments[{index}]"
-    missing = _MISSING.match(text)
-    if missing:
-        return f"{where}{missing.group('path') or ''}.{missing.group('field')}: is required"
-    located = _PATH.search(text)
-    if located:
-        return f"{where}{located.group('path')}: {text[: located.start()]}"
-    return f"{where}: {text}"
+# -- rules beyond the types -----------------------------------------------------------------
+
+
+def _rules_hold(deployment: DeploymentData) -> bool:
+    """The fast path's check of the rules the types cannot express."""
+    if deployment.issueKeys is None and deployment.associations is None:
+        return False
+    if deployment.associations is not None:
+        total = sum(len(a.values) for a in deployment.associations)
+        if total > MAX_ASSOCIATION_VALUES:
+            return False
+    return is_real_date(deployment.lastUpdated)
+
+
+def _rule_errors(item: dict[str, Any]) -> list[str]:
+    """The same rules as :func:`_rules_hold`, as messages, for plain JSON data."""
+    errors = []
+    if item.get("issueKeys") is None and item.get("associations") is None:
+        errors.append("'issueKeys' or 'associations' is required")
+    associations = item.get("associations")
+    if isinstance(associations, list):
+        total = sum(
+            len(a["values"])
+            for a in associations
+            if isinstance(a, dict) and isinstance(a.get("values"), list)
+        )
+        if total > MAX_ASSOCIATION_VALUES:
+            errors.append(
+                f"'associations' must have at most {MAX_ASSOCIATION_VALUES} values across all "
+                f"associations, got {total}"
+            )
+    timestamp = item.get("lastUpdated")
+    if isinstance(timestamp, str) and is_rfc3339(timestamp) and not is_real_date(timestamp):
+        errors.append(f"'lastUpdated' is not a real date: {timestamp[:10]}")
+    return errors
+
+
+# -- one deployment -------------------------------------------------------------------------
+
+
+def _plain(raw: msgspec.Raw | bytes) -> Any:
+    """The deployment as plain JSON data; a repeated key keeps its last value, as msgspec
+    does. The standard parser reads what msgspec refuses to (integers of any size, 1e400)."""
+    return json.loads(bytes(raw))
+
+
+def _with_integers(item: Any) -> Any:
+    """``item`` with digit strings in integer fields made integers (out-of-range ones too,
+    so that the error says so)."""
+    if not isinstance(item, dict):
+        return item
+    changes = {}
+    for name in INTEGER_FIELDS:
+        value = item.get(name)
+        if isinstance(value, str) and is_digit_string(value) and len(value) <= 100:
+            changes[name] = int(value)
+    return {**item, **changes} if changes else item
+
+
+def _key_of(item: Any) -> DeploymentKey:
+    """Best-effort key of an invalid deployment, so a rejection can still be matched up."""
+    if not isinstance(item, dict):
+        return DeploymentKey(None, None, None)
+    pipeline, environment = item.get("pipeline"), item.get("environment")
+    pipeline_id = pipeline.get("id") if isinstance(pipeline, dict) else None
+    environment_id = environment.get("id") if isinstance(environment, dict) else None
+    number = item.get("deploymentSequenceNumber")
+    if isinstance(number, str):
+        number = int64_of(number)
+    in_range = type(number) is int and INT64_MIN <= number <= INT64_MAX
+    return DeploymentKey(
+        pipeline_id if isinstance(pipeline_id, str) else None,
+        environment_id if isinstance(environment_id, str) else None,
+        number if in_range else None,
+    )
+
+
+def _decode_fast(raw: msgspec.Raw | bytes) -> DeploymentData | None:
+    """The deployment when msgspec's decoders take it whole, else None."""
+    try:
+        return _ITEM_DECODER.decode(raw)
+    except msgspec.ValidationError:
+        pass
+    try:
+        lenient = _DIGIT_STRING_DECODER.decode(raw)
+    except msgspec.ValidationError:
+        return None
+    values = msgspec.structs.asdict(lenient)
+    for name in INTEGER_FIELDS:
+        value = values[name]
+        if type(value) is str:
+            values[name] = int64_of(value)
+            if values[name] is None:  # out of range: the slow path says so
+                return None
+    return DeploymentData(**values)
+
+
+def validate_deployment(
+    raw: msgspec.Raw | bytes, *, duplicates: tuple[str, ...] = ()
+) -> DeploymentData | ItemRejected:
+    """Validate one deployment: the typed deployment, or its rejection with every error.
+    ``duplicates`` are the paths of keys it repeats (each an error of its own)."""
+    if not duplicates:
+        deployment = _decode_fast(raw)
+        if deployment is not None and _rules_hold(deployment):
+            return deployment
+    item = _with_integers(_plain(raw))
+    errors = [f"'{path}' is given more than once" for path in duplicates]
+    errors += deployment_errors(item)
+    if errors:
+        return ItemRejected(_key_of(item), tuple(errors))
+    return msgspec.convert(item, DeploymentData, strict=True)
+
+
+def deployment_errors(item: Any) -> list[str]:
+    """Every error of one deployment given as plain JSON data (integer fields already made
+    integers from digit strings); empty when it is valid."""
+    errors = schema_errors(item, DeploymentData)
+    if isinstance(item, dict):
+        errors += _rule_errors(item)
+    return errors
+
+
+# -- the whole request ----------------------------------------------------------------------
 
 
 def _property_value(key: str, value: PropertyValue | None) -> str:
@@ -254,91 +289,22 @@ def validate_properties(raw: dict[str, PropertyValue | None] | None) -> dict[str
     return properties
 
 
-def _loose_key(raw: msgspec.Raw) -> DeploymentKey:
-    """Best-effort key of an invalid deployment, so a rejection can still be matched up."""
-    try:
-        item = _LOOSE_DECODER.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return DeploymentKey(None, None, None)
-    if not isinstance(item, dict):
-        return DeploymentKey(None, None, None)
-    pipeline, environment = item.get("pipeline"), item.get("environment")
-    pipeline_id = pipeline.get("id") if isinstance(pipeline, dict) else None
-    environment_id = environment.get("id") if isinstance(environment, dict) else None
-    number = item.get("deploymentSequenceNumber")
-    if isinstance(number, str):
-        try:
-            number = int(number)
-        except ValueError:  # "²", "--5", or more digits than int() will parse
-            number = None
-    in_range = isinstance(number, int) and INT64_MIN <= number <= INT64_MAX
-    return DeploymentKey(
-        pipeline_id if isinstance(pipeline_id, str) else None,
-        environment_id if isinstance(environment_id, str) else None,
-        number if in_range and not isinstance(number, bool) else None,
-    )
-
-
-def cross_field_errors(deployment: DeploymentData, index: int) -> list[str]:
-    """Rules of the contract that a per-field schema cannot express."""
-    where = f"deployments[{index}]"
-    errors = []
-    if not deployment.issueKeys and not deployment.associations:
-        errors.append(f"{where}: must specify one of 'issueKeys' or 'associations'")
-    total = sum(len(a.values) for a in deployment.associations or ())
-    if total > MAX_ASSOCIATION_VALUES:
-        errors.append(
-            f"{where}.associations: at most {MAX_ASSOCIATION_VALUES} values across all "
-            f"associations are allowed, got {total}"
-        )
-    return errors
-
-
-def validate_deployment(raw: msgspec.Raw | bytes, index: int = 0) -> DeploymentData | ItemRejected:
-    """Validate one deployment; the result is either the typed deployment or its rejection."""
-    try:
-        deployment = _ITEM_DECODER.decode(raw)
-    except msgspec.ValidationError as exc:
-        return ItemRejected(_loose_key(msgspec.Raw(raw)), (_describe(exc, index),))
-    errors = cross_field_errors(deployment, index)
-    if errors:
-        key = DeploymentKey(
-            deployment.pipeline.id, deployment.environment.id, deployment.deploymentSequenceNumber
-        )
-        return ItemRejected(key, tuple(errors))
-    return deployment
-
-
-class _DuplicateKeyError(ValueError):
-    pass
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        msg = f"Request body has the key {duplicate!r} twice in one object"
-        raise _DuplicateKeyError(msg)
-    return result
-
-
 def reject_duplicate_keys(text: str) -> None:
-    """RFC 8259 leaves duplicate keys undefined and msgspec keeps the last: refuse them, so
-    what we store is never a guess between two values the client sent."""
-    try:
-        json.loads(text, object_pairs_hook=_unique_pairs)
-    except _DuplicateKeyError as exc:
-        raise BadRequest(str(exc)) from exc
+    """BadRequest when any object of the JSON ``text`` repeats a key (small bodies whose
+    every part belongs to the request, e.g. a gating decision)."""
+    duplicates = find_duplicates(text)
+    paths = [*duplicates.envelope, *(p for ps in duplicates.items.values() for p in ps)]
+    if paths:
+        msg = f"Request body has the key {paths[0]!r} more than once in one object"
+        raise BadRequest(msg)
 
 
-def parse_submission(body: bytes, *, max_deployments: int) -> SubmitDeployments:
-    """Parse a ``POST .../bulk`` body; whole-request problems raise BadRequest/PayloadTooLarge."""
+def _envelope_of(body: bytes) -> tuple[SubmitEnvelope, Duplicates]:
     try:
         # msgspec does not check the encoding of skipped or Raw values, so check it once here.
         text = body.decode("utf-8")
         envelope = _ENVELOPE_DECODER.decode(body)
-        reject_duplicate_keys(text)
+        duplicates = find_duplicates(text)
     except RecursionError as exc:
         msg = "Request body is not valid JSON: nested too deeply"
         raise BadRequest(msg) from exc
@@ -349,9 +315,18 @@ def parse_submission(body: bytes, *, max_deployments: int) -> SubmitDeployments:
             raise BadRequest(msg) from exc
         msg = f"Request has incorrect format: {text}"
         raise BadRequest(msg) from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, ValueError) as exc:
         msg = f"Request body is not valid JSON: {exc}"
         raise BadRequest(msg) from exc
+    if duplicates.envelope:
+        msg = f"Request body has the key {duplicates.envelope[0]!r} more than once in one object"
+        raise BadRequest(msg)
+    return envelope, duplicates
+
+
+def parse_submission(body: bytes, *, max_deployments: int) -> SubmitDeployments:
+    """Parse a ``POST .../bulk`` body; whole-request problems raise BadRequest/PayloadTooLarge."""
+    envelope, duplicates = _envelope_of(body)
     if not envelope.deployments:
         msg = "deployments: at least one deployment is required"
         raise BadRequest(msg)
@@ -364,8 +339,9 @@ def parse_submission(body: bytes, *, max_deployments: int) -> SubmitDeployments:
     properties = validate_properties(envelope.properties)
     accepted: list[DeploymentData] = []
     rejected: list[ItemRejected] = []
+    repeated = duplicates.items
     for index, raw in enumerate(envelope.deployments):
-        outcome = validate_deployment(raw, index)
+        outcome = validate_deployment(raw, duplicates=repeated.get(index, ()))
         if isinstance(outcome, ItemRejected):
             rejected.append(outcome)
         else:

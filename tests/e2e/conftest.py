@@ -28,7 +28,14 @@ CLIENTS: dict[str, dict[str, Any]] = {
     "reader": {"scopes": ["READ"]},
     "approver": {"scopes": ["READ", "APPROVE_GATING"], "approvesFor": ["alpha"]},
     "throttled": {"scopes": ["READ"], "rateLimitBurst": 3, "rateLimitPerSecond": 0.1},
+    # Checks issue keys against its issue registry, fed by its Jira webhook and imports.
+    "gamma": {"scopes": ["READ", "WRITE", "DELETE"], "issueRegistry": True},
 }
+
+
+def webhook_secret_of(client_id: str) -> str:
+    """The test secret of a client's Jira webhook (configured for the registry tenants)."""
+    return f"{client_id}-webhook-secret-0123456789"
 
 
 def secret_of(client_id: str) -> str:
@@ -44,6 +51,11 @@ def write_clients_file(path: Path) -> Path:
             "sharedSecret": secret_of(client_id),
             "clientSecretHash": hash_secret(secret_of(client_id)),
             "apiTokenHashes": [hash_secret(secret_of(client_id))],
+            **(
+                {"webhookSecret": webhook_secret_of(client_id)}
+                if entry.get("issueRegistry")
+                else {}
+            ),
         }
         for client_id, entry in CLIENTS.items()
     }

@@ -95,6 +95,49 @@ def test_token_with_fewer_scopes_is_refused_the_others(stack: Stack) -> None:
     assert "DELETE" in response.json()[0]["message"]
 
 
+def test_legacy_scope_names_are_accepted_as_aliases(stack: Stack) -> None:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "alpha",
+        "client_secret": secret_of("alpha"),
+        "scope": "read:deployment:jira-software write:deployment:jira-software",
+    }
+    with stack.client() as anonymous:
+        issued = anonymous.post("/oauth/token", data=form)
+        assert issued.status_code == 200, issued.text
+        # Granted under today's names (RFC 6749 section 3.3 lets the server say which).
+        assert issued.json()["scope"] == "read:deployment-info:jira write:deployment-info:jira"
+        bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        submitted = anonymous.post(
+            f"{API}/bulk", json={"deployments": [deployment(number=330)]}, headers=bearer
+        )
+        deleted = anonymous.delete(stack.path("web", "prod", 330), headers=bearer)
+    assert submitted.status_code == 202
+    assert deleted.status_code == 403
+
+
+def test_on_premise_set_up_discovers_the_cloud_id_and_submits_on_its_path(stack: Stack) -> None:
+    # Atlassian's Jenkins plugin: tenant_info from the site URL, a token, then the OAuth path.
+    with stack.client() as anonymous:
+        info = anonymous.get("/_edge/tenant_info")
+        assert info.status_code == 200
+        cloud_id = info.json()["cloudId"]
+        assert cloud_id == "6f8d8a2c-3c1e-4b5e-9a57-0d3e5c1f2b7a"  # the default
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": "alpha",
+            "client_secret": secret_of("alpha"),
+        }
+        token = anonymous.post("/oauth/token", data=form).json()["access_token"]
+        response = anonymous.post(
+            f"/jira/deployments/0.1/cloud/{cloud_id}/bulk",
+            json={"deployments": [deployment(number=331)]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 202
+    assert len(response.json()["acceptedDeployments"]) == 1
+
+
 @pytest.mark.parametrize(
     ("form", "status", "error"),
     [

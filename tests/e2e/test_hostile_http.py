@@ -197,24 +197,34 @@ def submission(**changes: Any) -> dict[str, Any]:
 
 
 def duplicate_key_bodies() -> list[tuple[str, bytes]]:
+    """Bodies repeating a key outside the deployments: the whole request is refused."""
     one = json.dumps(submission()["deployments"])
-    item = json.dumps(deployment(number=78))[1:-1]
     return [
         ("deployments twice", f'{{"deployments": {one}, "deployments": {one}}}'.encode()),
         (
+            "properties twice",
+            f'{{"deployments": {one}, "properties": {{"a": "1", "a": "2"}}}}'.encode(),
+        ),
+    ]
+
+
+def duplicate_key_items() -> list[tuple[str, bytes, str]]:
+    """Bodies with one deployment repeating a key (and a valid one beside it)."""
+    valid = json.dumps(deployment(number=79))
+    item = json.dumps(deployment(number=78))[1:-1]
+    return [
+        (
             "field twice in a deployment",
-            f'{{"deployments": [{{{item}, "state": "failed"}}]}}'.encode(),
+            f'{{"deployments": [{valid}, {{{item}, "state": "failed"}}]}}'.encode(),
+            "state",
         ),
         (
             "pipeline id twice",
             (
-                f'{{"deployments": [{{{item}, "pipeline": {{"id": "a", "id": "b", '
+                f'{{"deployments": [{valid}, {{{item}, "pipeline": {{"id": "a", "id": "b", '
                 f'"displayName": "P", "url": "https://ci"}}}}]}}'
             ).encode(),
-        ),
-        (
-            "properties twice",
-            f'{{"deployments": {one}, "properties": {{"a": "1", "a": "2"}}}}'.encode(),
+            "pipeline.id",
         ),
     ]
 
@@ -257,10 +267,27 @@ def test_deeply_nested_json_is_a_400(stack: Stack, body: bytes) -> None:
 
 
 @pytest.mark.parametrize("body", params(duplicate_key_bodies()))
-def test_duplicate_keys_are_a_400_never_a_guess(stack: Stack, body: bytes) -> None:
+def test_duplicate_keys_outside_the_deployments_are_a_400_never_a_guess(
+    stack: Stack, body: bytes
+) -> None:
     response = post_bulk(stack.http, body)
     assert response.status_code == 400, response.text[:300]
-    assert "twice" in response.json()[0]["message"]
+    assert "more than once" in response.json()[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "path"), [pytest.param(b, p, id=name) for name, b, p in duplicate_key_items()]
+)
+def test_a_duplicate_key_in_a_deployment_rejects_only_that_deployment(
+    stack: Stack, body: bytes, path: str
+) -> None:
+    response = post_bulk(stack.http, body)
+    assert response.status_code == 202, response.text[:300]
+    answer = response.json()
+    assert [d["deploymentSequenceNumber"] for d in answer["acceptedDeployments"]] == [79]
+    [rejected] = answer["rejectedDeployments"]
+    assert rejected["key"]["deploymentSequenceNumber"] == 78
+    assert {"message": f"'{path}' is given more than once"} in rejected["errors"]
 
 
 @pytest.mark.parametrize("body", params(invalid_utf8_bodies()))
@@ -411,6 +438,7 @@ def test_memory_stays_bounded_through_a_burst_of_hostile_bodies(stack: Stack) ->
     burst = [
         *(body for _, body in deeply_nested(100_000)),
         *(body for _, body in duplicate_key_bodies()),
+        *(body for _, body, _ in duplicate_key_items()),
         *(body for _, body in invalid_utf8_bodies()),
         exactly(MAX_BODY_BYTES),
         exactly(MAX_BODY_BYTES) + b" ",

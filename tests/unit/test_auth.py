@@ -269,3 +269,25 @@ def test_any_header_value_is_401_and_never_an_error(
 ) -> None:
     with pytest.raises(Unauthorized):
         auth.authenticate(header, "GET", PATH, [])
+
+
+@pytest.mark.parametrize(
+    ("name", "scope"),
+    [
+        ("READ", Scope.READ),
+        ("read:deployment-info:jira", Scope.READ),
+        ("read:deployment:jira-software", Scope.READ),
+        ("write:deployment:jira-software", Scope.WRITE),
+        ("delete:deployment:jira-software", Scope.DELETE),
+    ],
+)
+def test_scope_names_old_and_new_parse_to_their_permission(name: str, scope: Scope) -> None:
+    assert Scope.parse(name) is scope
+
+
+@pytest.mark.parametrize(
+    "name", ["read:deployment:jira", "READ ", "approve:deployment:jira-software", "read"]
+)
+def test_unknown_scope_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="unknown scope"):
+        Scope.parse(name)

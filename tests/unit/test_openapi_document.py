@@ -179,6 +179,8 @@ def test_both_url_forms_have_their_own_operation_ids(spec: dict[str, Any]) -> No
         "getDeploymentGatingStatusByKeyOAuth",
         "decideDeploymentGating",
         "decideDeploymentGatingOAuth",
+        "getTenantInfo",
+        "receiveJiraWebhook",
     }
 
 
@@ -193,7 +195,16 @@ def test_api_operations_require_authentication_and_operational_ones_do_not(
         for operation in item.values()
         if isinstance(operation, dict) and operation.get("security") == []
     }
-    assert public == {"getOpenApiDocument", "getHealthz", "getReadyz", "getMetrics", "issueToken"}
+    assert public == {
+        "getOpenApiDocument",
+        "getHealthz",
+        "getReadyz",
+        "getMetrics",
+        "issueToken",
+        "getTenantInfo",
+        # Authenticated by Jira's signature (X-Hub-Signature), not by a client credential.
+        "receiveJiraWebhook",
+    }
 
 
 def test_document_never_forbids_additional_properties(spec: dict[str, Any]) -> None:
@@ -332,10 +343,31 @@ def test_rejects_202_whose_rejected_deployment_has_no_errors_field(openapi: Open
         openapi.validate_response(post(REST + "/bulk", {}), respond(202, body))
 
 
+RATE_LIMIT = {
+    "X-RateLimit-Limit": "400",
+    "X-RateLimit-Remaining": "0",
+    "X-RateLimit-Reset": "2026-01-01T12:00Z",
+}
+#: Headers each error status always carries.
+ERROR_HEADERS: dict[int, dict[str, str]] = {
+    401: {"WWW-Authenticate": 'Bearer realm="deploystream", JWT, Basic realm="deploystream"'},
+    429: {"Retry-After": "3", **RATE_LIMIT},
+}
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 413, 415, 429, 500])
 def test_accepts_error_messages_for_submit_errors(openapi: OpenAPI, status: int) -> None:
     body = [{"message": "deployments: is required"}, {"message": "x", "errorTraceId": "t-1"}]
-    openapi.validate_response(post(REST + "/bulk", {}), respond(status, body))
+    headers = ERROR_HEADERS.get(status, RATE_LIMIT if status != 500 else {})
+    openapi.validate_response(post(REST + "/bulk", {}), respond(status, body, headers))
+
+
+@pytest.mark.parametrize("status", [401, 429])
+def test_rejects_an_error_without_the_headers_its_status_always_has(
+    openapi: OpenAPI, status: int
+) -> None:
+    with pytest.raises(ResponseValidationError):
+        openapi.validate_response(post(REST + "/bulk", {}), respond(status, [{"message": "x"}]))
 
 
 @pytest.mark.parametrize(
@@ -411,10 +443,16 @@ def test_health_readiness_and_metrics_responses(openapi: OpenAPI) -> None:
         MockRequest(SERVER, "get", "/healthz"), respond(200, {"status": "ok"})
     )
     readyz = MockRequest(SERVER, "get", "/readyz")
-    openapi.validate_response(readyz, respond(200, {"status": "ready", "kafka": True}))
-    openapi.validate_response(readyz, respond(503, {"status": "not ready", "kafka": False}))
+    fresh = {"caughtUp": True, "lag": 0, "known": 3}
+    loading = {"caughtUp": False, "lag": None, "known": 0}
+    openapi.validate_response(
+        readyz, respond(200, {"status": "ready", "kafka": True, "issues": fresh})
+    )
+    openapi.validate_response(
+        readyz, respond(503, {"status": "not ready", "kafka": True, "issues": loading})
+    )
     with pytest.raises(ResponseValidationError):
-        openapi.validate_response(readyz, respond(503, {"status": "not ready"}))
+        openapi.validate_response(readyz, respond(503, {"status": "not ready", "kafka": False}))
     metrics = MockResponse(
         b"# HELP up Up.\n# TYPE up gauge\nup 1.0\n",
         status_code=200,
