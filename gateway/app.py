@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 
 import orjson
@@ -21,13 +21,17 @@ from gateway.keys import (
     METRICS,
     OPENAPI,
     PRODUCER,
+    QUERIES,
     SETTINGS,
+    STREAMS,
     WORKERS,
 )
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import auth_middleware, error_middleware
 from gateway.producer import EventProducer
+from gateway.query.client import QueryClient
+from gateway.query.feed import ChangeStreams
 from gateway.ratelimit import RateLimiter
 from gateway.routes import setup_routes
 from gateway.settings import GatewaySettings
@@ -57,8 +61,39 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     client = WorkerClient(app[SETTINGS])
     await client.start()
     app[WORKERS] = client
+    queries = QueryClient(app[SETTINGS], _partition_count(app))
+    await queries.start()
+    app[QUERIES] = queries
     yield
     await client.close()
+    await queries.close()
+
+
+async def _streams(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[STREAMS] = ChangeStreams(
+        settings.kafka_bootstrap, settings.state_topic, settings.max_change_streams
+    )
+    yield
+
+
+async def _end_streams(app: web.Application) -> None:
+    # Open change streams never end on their own: end them before the server waits for
+    # its handlers to finish.
+    app[STREAMS].closing.set()
+
+
+def _partition_count(app: web.Application) -> Callable[[], int]:
+    """The deployments topic's partition count (blocking), asked once: it never changes (the
+    workers refuse to run on a topic whose count is not theirs)."""
+    known: list[int] = []
+
+    def count() -> int:
+        if not known:
+            known.append(app[PRODUCER].partition_count())
+        return known[0]
+
+    return count
 
 
 def openapi_json() -> bytes:
@@ -83,5 +118,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.append(_kafka)
     app.cleanup_ctx.append(_issues)
     app.cleanup_ctx.append(_workers)
+    app.cleanup_ctx.append(_streams)
+    app.on_shutdown.append(_end_streams)
     setup_routes(app)
     return app

@@ -10,6 +10,8 @@ from gateway.issues.replica import IssueReplica
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.producer import EventProducer
+from gateway.query.client import QueryClient
+from gateway.query.feed import ChangeStreams
 from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 
@@ -22,7 +24,9 @@ __all__ = [
     "OPENAPI",
     "PRINCIPAL",
     "PRODUCER",
+    "QUERIES",
     "SETTINGS",
+    "STREAMS",
     "WORKERS",
 ]
 
@@ -35,4 +39,6 @@ AUTH = web.AppKey("auth", Authenticator)
 OPENAPI = web.AppKey("openapi", bytes)
 LIMITER = web.AppKey("limiter", RateLimiter)
 ISSUES = web.AppKey("issues", IssueReplica)
+QUERIES = web.AppKey("queries", QueryClient)
+STREAMS = web.AppKey("streams", ChangeStreams)
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -76,5 +76,6 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     except HTTPError as exc:
         exc.headers.update(headers)
         raise
-    response.headers.update(headers)
+    if not response.prepared:  # a stream (the change stream) sent its headers already
+        response.headers.update(headers)
     return response

@@ -6,11 +6,16 @@ from aiohttp import web
 
 from gateway import handlers
 from gateway.issues import webhook
+from gateway.query import changes
+from gateway.query import handlers as queries
 
-__all__ = ["API_PREFIXES", "setup_routes"]
+__all__ = ["API_PREFIXES", "QUERY_PREFIXES", "setup_routes"]
 
 # The Connect form and the OAuth (on-premise) form of the same API.
 API_PREFIXES = ("/rest/deployments/0.1", "/jira/deployments/0.1/cloud/{cloudId}")
+# deploystream's own API, in the same two forms.
+QUERY_PREFIXES = ("/rest/deploystream/1", "/jira/deploystream/1/cloud/{cloudId}")
+ENVIRONMENTS = "/pipelines/{pipelineId}/environments"
 DEPLOYMENT = (
     "/pipelines/{pipelineId}/environments/{environmentId}/deployments/{deploymentSequenceNumber}"
 )
@@ -28,6 +33,17 @@ def setup_routes(app: web.Application) -> None:
         )
         # deploystream extension: approvers record gating decisions (APPROVE_GATING scope).
         app.router.add_post(prefix + DEPLOYMENT + "/gating-decision", handlers.decide_gating)
+    for prefix in QUERY_PREFIXES:
+        get = app.router.add_get
+        get(prefix + "/issues/{issueKey}/deployments", queries.issue_deployments, allow_head=False)
+        get(prefix + "/pipelines", queries.list_pipelines, allow_head=False)
+        get(prefix + ENVIRONMENTS, queries.pipeline_environments, allow_head=False)
+        get(
+            prefix + ENVIRONMENTS + "/{environmentId}/deployments",
+            queries.environment_deployments,
+            allow_head=False,
+        )
+        get(prefix + "/changes", changes.changes, allow_head=False)
     # deploystream extension: Jira's issue webhooks feed the issue registry (signed, per tenant).
     app.router.add_post("/rest/deploystream/1/jira-webhook/{tenant}", webhook.receive_jira_webhook)
     app.router.add_post("/oauth/token", handlers.issue_token)

@@ -70,3 +70,10 @@ class GatewaySettings(BaseSettings):
         DEFAULT_CLOUD_ID,
         description="The installation's cloudId, answered by GET /_edge/tenant_info.",
     )
+    state_topic: str = Field(
+        "deployments-state",
+        description="The workers' state topic, read by the change stream.",
+    )
+    max_change_streams: int = Field(
+        100, gt=0, description="Change streams (Server-Sent Events) one gateway serves at once."
+    )

@@ -10,6 +10,7 @@ from streams.deployments.applier import DeploymentApplier
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.intake import Intake, IntakeTransport
 from streams.deployments.progress import ReplayGuard
+from streams.deployments.query_views import register_query_views
 from streams.deployments.tables import create_index, create_table
 from streams.deployments.views import register_views
 from streams.deployments.writer import ChangelogWriter, changelog_producer_config
@@ -76,6 +77,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     table = create_table(app, settings)
     index = create_index(app, settings)
     policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
+    stored = AvroCodec("StoredDeployment")
     guard = ReplayGuard(app, settings.kafka_bootstrap, settings.deployments_topic, table, index)
     agent = DeploymentAgent(
         app,
@@ -96,9 +98,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
             dead_letter_topic=settings.dead_letter_topic,
             stop_grace_s=settings.stop_grace_s,
         ),
-        AvroCodec("StoredDeployment"),
+        stored,
     )
     app.service(agent)  # type: ignore[arg-type]  # faust accepts instances too
     register_views(app, table, metrics)
+    register_query_views(app, (table, index), settings.deployments_topic, stored.decode, metrics)
     register_health(app, table, metrics)
     return app

@@ -33,6 +33,13 @@ class WorkerMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.queries = Counter(
+            "deploystream_worker_queries",
+            "Index queries by result: answered, invalid (400), unavailable (503: rebalance or "
+            "recovery).",
+            ["result"],
+            registry=self.registry,
+        )
         self.deleted_by_properties = Counter(
             "deploystream_worker_deleted_by_properties",
             "Deployments removed by delete-by-properties commands.",

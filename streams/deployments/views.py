@@ -32,6 +32,7 @@ __all__ = [
     "SERVED_BY_HEADER",
     "register_views",
     "render_deployment",
+    "render_listed",
 ]
 
 LOOKUP_PATH = "/internal/deployments"
@@ -62,6 +63,18 @@ def render_deployment(stored: dict[str, Any]) -> dict[str, Any]:
         "providerMetadata": stored["providerMetadata"],
         "gating": stored.get("gating"),
     }
+
+
+def render_listed(value: dict[str, Any]) -> dict[str, Any]:
+    """A query result: a stored deployment as the contract's DeploymentData with its
+    pipeline and environment ids; anything else (a pipeline) as it is."""
+    if "deployment" not in value:
+        return value
+    key = value["key"]
+    rendered: dict[str, Any] = _without_nulls(value["deployment"])
+    rendered["pipelineId"] = key["pipelineId"]
+    rendered["environmentId"] = key["environmentId"]
+    return rendered
 
 
 def _ident(url: URL) -> tuple[str, int]:

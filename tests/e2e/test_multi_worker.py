@@ -202,6 +202,29 @@ def recovery_table(log: str, title: str, topic: str, after: int) -> dict[int, in
     return rows
 
 
+def test_queries_read_every_partition_of_both_workers(
+    stack: Stack, expected: dict[Key, int]
+) -> None:
+    # Each worker answers for its own partitions; the gateway merges both pages.
+    listed = stack.http.get("/rest/deploystream/1/pipelines", params={"limit": 200})
+    assert listed.status_code == 200
+    pipelines = {p["pipelineId"]: p["environments"] for p in listed.json()["values"]}
+    assert pipelines == {p: sorted(ENVIRONMENTS) for p in PIPELINES}
+    history = stack.http.get(
+        f"/rest/deploystream/1/pipelines/{PIPELINES[0]}/environments/prod/deployments",
+        params={"limit": 4},
+    ).json()
+    numbers = [d["deploymentSequenceNumber"] for d in history["values"]]
+    assert numbers == sorted(NUMBERS, reverse=True)[:4]
+    rest = stack.http.get(
+        f"/rest/deploystream/1/pipelines/{PIPELINES[0]}/environments/prod/deployments",
+        params={"limit": 200, "cursor": history["next"]},
+    ).json()
+    assert numbers + [d["deploymentSequenceNumber"] for d in rest["values"]] == sorted(
+        NUMBERS, reverse=True
+    )
+
+
 def test_lookups_are_right_again_after_a_worker_is_killed(
     stack: Stack, expected: dict[Key, int]
 ) -> None:
