@@ -243,3 +243,35 @@ def test_jira_webhook_responses_conform(
     check(openapi, recorded, spec=spec)
     check(openapi, forged, valid_request=False, spec=spec)
     check(openapi, malformed, valid_request=False, spec=spec)
+
+
+def test_query_responses_conform(stack: Stack, openapi: OpenAPI, spec: dict[str, Any]) -> None:
+    queries = "/rest/deploystream/1"
+    for number in (910, 911, 912):
+        sent = deployment(
+            number=number,
+            issueKeys=["CNF-1"],
+            pipeline={"id": "conform", "displayName": "C", "url": "https://c"},
+        )
+        assert stack.submit(sent).status_code == 202
+    stack.wait_caught_up()
+    page = stack.http.get(f"{queries}/issues/CNF-1/deployments", params={"limit": 2})
+    assert page.status_code == 200
+    assert page.json()["next"] is not None
+    check(openapi, page, spec=spec)
+    assert strict(spec, "DeploymentPage", page.json()) == []
+    last = stack.http.get(
+        f"{queries}/issues/CNF-1/deployments", params={"cursor": page.json()["next"]}
+    )
+    check(openapi, last, spec=spec)
+    assert last.json()["next"] is None
+    for path in (
+        f"{queries}/pipelines",
+        f"{queries}/pipelines/conform/environments",
+        f"{queries}/pipelines/conform/environments/prod/deployments",
+        "/jira/deploystream/1/cloud/any/pipelines",
+    ):
+        check(openapi, stack.http.get(path), spec=spec)
+    bad = stack.http.get(f"{queries}/pipelines", params={"limit": "0"})
+    assert bad.status_code == 400
+    check(openapi, bad, valid_request=False, spec=spec)

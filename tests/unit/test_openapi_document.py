@@ -181,6 +181,16 @@ def test_both_url_forms_have_their_own_operation_ids(spec: dict[str, Any]) -> No
         "decideDeploymentGatingOAuth",
         "getTenantInfo",
         "receiveJiraWebhook",
+        "listIssueDeployments",
+        "listIssueDeploymentsOAuth",
+        "listPipelines",
+        "listPipelinesOAuth",
+        "listPipelineEnvironments",
+        "listPipelineEnvironmentsOAuth",
+        "listEnvironmentDeployments",
+        "listEnvironmentDeploymentsOAuth",
+        "streamChanges",
+        "streamChangesOAuth",
     }
 
 
