@@ -102,6 +102,13 @@ def create_app(settings: WorkerSettings) -> faust.App:
     )
     app.service(agent)  # type: ignore[arg-type]  # faust accepts instances too
     register_views(app, table, metrics)
-    register_query_views(app, (table, index), settings.deployments_topic, stored.decode, metrics)
-    register_health(app, table, metrics)
+    register_query_views(
+        app,
+        (table, index),
+        settings.deployments_topic,
+        stored.decode,
+        metrics,
+        lambda: bool(guard.rebuilding),
+    )
+    register_health(app, table, metrics, lambda: bool(guard.rebuilding))
     return app

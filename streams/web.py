@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -25,8 +26,11 @@ def _partitions_of(tps: Any, topic: str) -> list[int]:
     return sorted(tp.partition for tp in tps if tp.topic == topic)
 
 
-def register_health(app: faust.App, table: Any, metrics: WorkerMetrics) -> None:
-    """Mount ``/healthz``, ``/readyz`` and ``/metrics``."""
+def register_health(
+    app: faust.App, table: Any, metrics: WorkerMetrics, busy: Callable[[], bool]
+) -> None:
+    """Mount ``/healthz``, ``/readyz`` and ``/metrics``; ``busy``: work that makes the worker
+    not ready besides faust's (an index rebuild)."""
 
     class Healthz(View):
         async def get(self, request: Request) -> Response:
@@ -34,7 +38,7 @@ def register_health(app: faust.App, table: Any, metrics: WorkerMetrics) -> None:
 
     class Readyz(View):
         async def get(self, request: Request) -> Response:
-            ready = is_ready(app)
+            ready = is_ready(app) and not busy()
             body = {"status": "ready" if ready else "not ready"}
             return self.bytes(
                 orjson.dumps(body), content_type="application/json", status=200 if ready else 503

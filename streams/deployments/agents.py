@@ -38,6 +38,7 @@ from streams.deployments.applier import DeploymentApplier
 from streams.deployments.batch import STATE, PartitionBatch, RecordTooLarge
 from streams.deployments.intake import Intake, IntakeConsumer
 from streams.deployments.progress import SOURCE_OFFSET_HEADER, ReplayGuard
+from streams.deployments.rebuild import rebuild_index
 from streams.deployments.writer import ChangelogWriter, Outgoing, write_local
 from streams.metrics import WorkerMetrics
 
@@ -95,8 +96,35 @@ class DeploymentAgent(Service):
             self.index_table.changelog_topic.get_topic_name(),
         )
         self.stopping = False
+        self._rebuild: asyncio.Future[None] | None = None
+        guard.on_index_missing = self._start_rebuild
         #: (generation, partition, offset due) -> offset fetched, for each seek back.
         self._sought_back: dict[tuple[int, Any, int], int] = {}
+
+    def _start_rebuild(self, generation: int, partitions: list[int]) -> None:
+        self._rebuild = asyncio.ensure_future(self._rebuild_indexes(generation, partitions))
+
+    async def _rebuild_indexes(self, generation: int, partitions: list[int]) -> None:
+        """Rebuild the index of ``partitions`` from their tables, one after the other,
+        while the generation lasts."""
+        state_store, index_store = self.state_table.data, self.index_table.data
+        for partition in partitions:
+            if self.app.consumer_generation_id != generation or self.stopping:
+                return
+            dbs = state_store._db_for_partition(partition), index_store._db_for_partition(partition)
+            done = await rebuild_index(
+                partition,
+                dbs,
+                self._stored.decode,
+                self.writer,
+                self._topics[1],
+                self.guard.marks(partition).state,
+                lambda: self.app.consumer_generation_id != generation,
+            )
+            if not done:
+                return
+            self.guard.index_rebuilt(partition)
+            self.guard.rebuilding.discard(partition)
 
     async def on_stop(self) -> None:
         """Tell a delivery under way to give up after its grace period."""
@@ -252,10 +280,17 @@ class DeploymentAgent(Service):
         dead: list[Outgoing] = []
         batches: list[PartitionBatch] = []
         for partition, partition_records in by_partition.items():
+            dbs = state_store._db_for_partition(partition), index_store._db_for_partition(partition)
+            if self.guard.index_missing(partition):
+                # Its index is being rebuilt from its table: the records wait for that.
+                if self._rebuild is not None:
+                    await asyncio.shield(self._rebuild)
+                if self.guard.index_missing(partition):
+                    self._untrack(records)
+                    return
             batch = PartitionBatch(
                 partition,
-                state_store._db_for_partition(partition),
-                index_store._db_for_partition(partition),
+                *dbs,
                 self._stored.encode,
                 self._stored.decode,
                 self.options.max_record_bytes,

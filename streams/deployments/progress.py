@@ -28,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import faust
@@ -102,6 +102,8 @@ class Marks:
     generation: int
     state: int
     index: int
+    #: The table has data and the index none: rebuild the index before applying.
+    index_missing: bool = False
 
     def skip(self, offset: int) -> bool:
         """The table already reflects this record."""
@@ -130,6 +132,10 @@ class ReplayGuard:
         self._input_topic = input_topic
         self._tables = (table, index)
         self._marks: dict[int, Marks] = {}
+        #: Called with (generation, partitions) when partitions have a table but no index.
+        self.on_index_missing: Callable[[int, list[int]], None] | None = None
+        #: Partitions whose index is being rebuilt (queries wait for them).
+        self.rebuilding: set[int] = set()
         # faust's stubs want a receiver with a positional-only sender; it passes it by position.
         app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
 
@@ -143,29 +149,42 @@ class ReplayGuard:
             marks = self._marks[partition] = Marks(generation, NONE, NONE)
         return marks
 
-    def _positions(self, partition: int) -> list[tuple[str, int, int]] | None:
-        """(changelog, partition, persisted offset) of each table; None when a table has
-        nothing persisted for the partition yet."""
+    def _positions(self, partition: int) -> list[tuple[str, int, int | None]]:
+        """(changelog, partition, persisted offset or None) of each table."""
         positions = []
         for table in self._tables:
             topic = table.changelog_topic.get_topic_name()
-            offset = table.data.persisted_offset(TP(topic, partition))
-            if offset is None:
-                return None
-            positions.append((topic, partition, offset))
+            positions.append((topic, partition, table.data.persisted_offset(TP(topic, partition))))
         return positions
+
+    def index_missing(self, partition: int) -> bool:
+        """Whether the partition's table has data and its index has none, for the current
+        generation: the index must be rebuilt from the table (an installation upgraded from
+        the bucketed property index of earlier versions)."""
+        marks = self.marks(partition)
+        return marks.index_missing
+
+    def index_rebuilt(self, partition: int) -> None:
+        """The index of ``partition`` was rebuilt from its table."""
+        marks = self._marks.get(partition)
+        if marks is not None:
+            self._marks[partition] = replace(marks, index_missing=False)
 
     async def _on_rebalance_complete(
         self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any
     ) -> None:
         generation = self._app.consumer_generation_id
         wanted = {
-            tp.partition: positions
+            tp.partition: self._positions(tp.partition)
             for tp in self._app.assignor.assigned_actives()
             if tp.topic == self._input_topic
-            and (positions := self._positions(tp.partition)) is not None
         }
-        flat = [position for positions in wanted.values() for position in positions]
+        flat = [
+            (topic, partition, offset)
+            for positions in wanted.values()
+            for topic, partition, offset in positions
+            if offset is not None
+        ]
         read = [NONE] * len(flat)
         for attempt in range(3):
             try:
@@ -178,14 +197,30 @@ class ReplayGuard:
                 logger.warning("%s (attempt %d of 3)", exc, attempt + 1)
         mark_of = dict(zip(((t, p) for t, p, _ in flat), read, strict=True))
         state_topic, index_topic = (t.changelog_topic.get_topic_name() for t in self._tables)
-        self._marks = {
-            partition: Marks(
-                generation, mark_of[(state_topic, partition)], mark_of[(index_topic, partition)]
+        self._marks = {}
+        for partition, positions in wanted.items():
+            state_persisted, index_persisted = (offset is not None for _, _, offset in positions)
+            # A table without its index: the index is rebuilt from the table before anything
+            # of the partition is applied, so it then reflects what the table does.
+            missing = state_persisted and not index_persisted
+            state_mark = mark_of.get((state_topic, partition), NONE)
+            index_mark = state_mark if missing else mark_of.get((index_topic, partition), NONE)
+            self._marks[partition] = Marks(
+                generation, state_mark, index_mark, index_missing=missing
             )
-            for partition in wanted
-        }
         logger.info(
             "generation %d: input records below these offsets are in the tables already: %s",
             generation,
             {p: (m.state, m.index) for p, m in self._marks.items() if m.state != NONE},
         )
+        if missing_index := [p for p, m in self._marks.items() if m.index_missing]:
+            logger.warning(
+                "generation %d: partitions %s have a table but no index: rebuilding it",
+                generation,
+                missing_index,
+            )
+            self.rebuilding = set(missing_index)
+            if self.on_index_missing is not None:
+                self.on_index_missing(generation, missing_index)
+        else:
+            self.rebuilding = set()

@@ -36,6 +36,7 @@ QUERY_PATH = "/internal/query"
 #: Most items a worker returns for one query (the API's largest page, plus one).
 MAX_LIMIT = 201
 JSON = "application/json"
+UNAVAILABLE = "rebalance, recovery or index rebuild under way; retry"
 
 
 class QueryError(ValueError):
@@ -98,6 +99,7 @@ def register_query_views(
     input_topic: str,
     decode: Callable[[bytes], dict[str, Any]],
     metrics: WorkerMetrics,
+    rebuilding: Callable[[], bool],
 ) -> None:
     """Mount the query view on the worker's web server."""
     state_table, index_table = tables
@@ -113,10 +115,10 @@ def register_query_views(
 
     class Query(View):
         async def get(self, request: Request) -> Response:
-            if not is_ready(app):
+            if not is_ready(app) or rebuilding():
                 metrics.queries.labels("unavailable").inc()
                 return self.bytes(
-                    orjson.dumps([{"message": "rebalance or recovery under way; retry"}]),
+                    orjson.dumps([{"message": UNAVAILABLE}]),
                     content_type=JSON,
                     status=503,
                     headers={"Retry-After": "1"},
