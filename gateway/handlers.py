@@ -29,18 +29,19 @@ from gateway.errors import (
 )
 from gateway.events import (
     deployment_deleted,
+    deployment_key,
     deployment_submitted,
     deployments_deleted_by_properties,
     gating_decision_recorded,
 )
 from gateway.keys import (
     AUTH,
-    CODECS,
     LIMITER,
     METRICS,
     OPENAPI,
     PRINCIPAL,
     PRODUCER,
+    SCHEMAS,
     SETTINGS,
     WORKERS,
 )
@@ -119,7 +120,7 @@ async def submit_deployments(request: web.Request) -> web.Response:
         raise UnsupportedMediaType(msg)
     body = await read_body(request, settings.max_body_bytes)
     command = parse_submission(body, max_deployments=settings.max_deployments)
-    codecs = app[CODECS]
+    codecs = app[SCHEMAS].codecs()
     events = [
         deployment_submitted(codecs, tenant, d, command.properties, command.provider_metadata)
         for d in command.deployments
@@ -161,7 +162,7 @@ async def _stored_of(
     app = request.app
     pipeline_id, environment_id, number = _key_of(request)
     owner = tenant or request[PRINCIPAL].tenant
-    key = app[CODECS].encode_key(owner, pipeline_id, environment_id, number)
+    key = deployment_key(owner, pipeline_id, environment_id, number)
     stored = await app[WORKERS].get(key)
     if stored is None:
         raise NotFound
@@ -183,7 +184,9 @@ async def delete_deployment(request: web.Request) -> web.Response:
     raw = request.query.get("_updateSequenceNumber")
     usn = parse_long(raw, "_updateSequenceNumber") if raw is not None else None
     tenant = request[PRINCIPAL].tenant
-    event = deployment_deleted(app[CODECS], tenant, pipeline_id, environment_id, number, usn)
+    event = deployment_deleted(
+        app[SCHEMAS].codecs(), tenant, pipeline_id, environment_id, number, usn
+    )
     await app[PRODUCER].send(app[SETTINGS].deployments_topic, [event])
     return web.Response(status=202)
 
@@ -265,12 +268,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when Kafka answers metadata requests for the deployments topic."""
-    producer = request.app[PRODUCER]
-    ready = await asyncio.get_running_loop().run_in_executor(None, producer.healthy)
-    return json_response(
-        {"status": "ready" if ready else "not ready", "kafka": ready}, status=200 if ready else 503
-    )
+    """Ready when the schemas are registered and Kafka answers metadata requests for the
+    deployments topic; when not, ``reason`` says what the gateway waits for."""
+    producer, schemas = request.app[PRODUCER], request.app[SCHEMAS]
+    kafka = await asyncio.get_running_loop().run_in_executor(None, producer.healthy)
+    ready = kafka and schemas.ready
+    body: dict[str, Any] = {
+        "status": "ready" if ready else "not ready",
+        "kafka": kafka,
+        "registry": schemas.ready,
+    }
+    if schemas.reason is not None:
+        body["reason"] = schemas.reason
+    return json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -308,7 +318,7 @@ async def delete_by_properties(request: web.Request) -> web.Response:
     producer = app[PRODUCER]
     partitions = await asyncio.get_running_loop().run_in_executor(None, producer.partition_count)
     events = deployments_deleted_by_properties(
-        app[CODECS], request[PRINCIPAL].tenant, properties, usn, partitions
+        app[SCHEMAS].codecs(), request[PRINCIPAL].tenant, properties, usn, partitions
     )
     await producer.send(app[SETTINGS].deployments_topic, events)
     return web.Response(status=202)
@@ -371,7 +381,7 @@ async def decide_gating(request: web.Request) -> web.Response:
         msg = "This deployment did not ask for gating (initiate_deployment_gating)."
         raise Conflict(msg)
     event = gating_decision_recorded(
-        app[CODECS],
+        app[SCHEMAS].codecs(),
         tenant,
         pipeline_id,
         environment_id,

@@ -5,27 +5,27 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import Authenticator, Principal
-from gateway.events import EventCodecs
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.producer import EventProducer
 from gateway.ratelimit import RateLimiter
+from gateway.schemas import SchemaRegistration
 from gateway.settings import GatewaySettings
 
 __all__ = [
     "AUTH",
-    "CODECS",
     "LIMITER",
     "METRICS",
     "OPENAPI",
     "PRINCIPAL",
     "PRODUCER",
+    "SCHEMAS",
     "SETTINGS",
     "WORKERS",
 ]
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
-CODECS = web.AppKey("codecs", EventCodecs)
+SCHEMAS = web.AppKey("schemas", SchemaRegistration)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 PRODUCER = web.AppKey("producer", EventProducer)
 WORKERS = web.AppKey("workers", WorkerClient)

@@ -13,14 +13,16 @@ from streams.deployments.tables import (
 )
 from streams.deployments.views import register_views
 from streams.metrics import WorkerMetrics
+from streams.registration import WorkerCodecs
 from streams.settings import WorkerSettings
 from streams.web import register_health
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: WorkerSettings) -> faust.App:
-    """Build the faust app from settings alone (faust's own env lookups are not used)."""
+def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
+    """Build the faust app from settings and the registered codecs alone (faust's own env
+    lookups are not used)."""
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -64,8 +66,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         value_serializer="raw",
         partitions=settings.partitions,
     )
-    table = create_table(app, settings)
-    index = create_property_index(app, settings)
+    table = create_table(app, settings, codecs.state)
+    index = create_property_index(app, settings, codecs.index)
     policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
     dead_letters = app.topic(
         settings.dead_letter_topic,
@@ -75,7 +77,18 @@ def create_app(settings: WorkerSettings) -> faust.App:
         value_serializer="raw",
     )
     guard = ReplayGuard(app, settings.kafka_bootstrap, settings.deployments_topic, table, index)
-    register_agents(app, topic, table, index, policy, metrics, dead_letters, guard)
+    register_agents(
+        app,
+        topic,
+        table,
+        index,
+        policy,
+        metrics,
+        dead_letters,
+        guard,
+        codecs.events,
+        codecs.dead_letters,
+    )
     register_views(app, table, metrics)
     register_health(app, table, metrics)
     return app

@@ -14,6 +14,7 @@ from typing import Any
 import faust
 
 from schemas import AvroCodec, AvroDecodeError
+from schemas.registry import FramedCodec, RecordCodec
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.index import BUCKETS, bucket_of, index_changes
 from streams.deployments.progress import ReplayGuard
@@ -155,15 +156,16 @@ def register_agents(
     metrics: WorkerMetrics,
     dead_letters: Any,
     guard: ReplayGuard,
+    events: FramedCodec,
+    letters: RecordCodec,
 ) -> Any:
-    """Attach the apply agent to ``app``; concurrency stays 1 (faust #606).
+    """Attach the apply agent to ``app``; concurrency stays 1 (faust #606). ``events``
+    decodes the input topic's records, ``letters`` encodes the dead letters.
 
     Failure policy: a record that cannot be decoded or applied never stops the partition. It
     is counted, logged and copied to the dead-letter topic (awaited, so before its offset is
     committed), and the records after it are applied.
     """
-    events = AvroCodec("DeploymentEvent")
-    letters = AvroCodec("DeadLetter")
     applier = DeploymentApplier(table, index, policy, metrics)
     # labels() takes a lock and a dict lookup per call; the outcomes are a handful.
     counters: dict[str, Any] = {}
@@ -200,7 +202,9 @@ def register_agents(
                         applier.ensure_indexed(message.key)
                     outcome = "replay_skipped"
                 else:
-                    event = events.decode(message.value)
+                    # Waits (does not dead-letter) while an unseen writer schema cannot be
+                    # fetched: the record is fine, the registry is away.
+                    event = await events.decode_async(message.value)
                     outcome = applier.apply(message.key, event)
                     if marks.repair_index(record.offset) and message.key is not None:
                         applier.ensure_indexed(message.key)

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.events import EventCodecs
+from gateway.events import deployment_key
 from streams.deployments.agents import DeploymentApplier
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.index import bucket_of
@@ -17,7 +17,6 @@ from streams.deployments.records import DELETED, DELETED_BY_PROPERTIES, SUBMITTE
 from streams.metrics import WorkerMetrics
 
 POLICY = GatingPolicy(frozenset({"production"}), "https://jira.example.com")
-CODECS = EventCodecs()
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -28,7 +27,7 @@ def key_of(tenant: str, number: int) -> tuple[bytes, dict[str, Any]]:
         "environmentId": "e",
         "deploymentSequenceNumber": number,
     }
-    return CODECS.encode_key(tenant, "p", "e", number), fields
+    return deployment_key(tenant, "p", "e", number), fields
 
 
 def submitted(
