@@ -18,6 +18,7 @@ import httpx
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
 from deploystream.load import load
+from deploystream.migrate import frame_topics_command
 from deploystream.registry.provision import provide_registry
 from deploystream.stack import StackConfig, start_services
 from deploystream.tail import tail
@@ -227,6 +228,7 @@ def kafka(port: int | None) -> None:
 
 main.add_command(load)
 main.add_command(tail)
+main.add_command(frame_topics_command)
 
 
 if __name__ == "__main__":

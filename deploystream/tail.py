@@ -164,7 +164,8 @@ def tail(
         "dead-letters": dead_letter_topic or f"{deployments_topic}-dead-letter",
     }[which]
     key_topic = topic if which == "state" else deployments_topic
-    decoder = _Decoder(SchemaRegistry(registry_url), key_topic)
+    registry = SchemaRegistry(registry_url)
+    decoder = _Decoder(registry, key_topic)
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -183,3 +184,4 @@ def tail(
         raise click.ClickException(msg) from exc
     finally:
         consumer.close()
+        registry.close()

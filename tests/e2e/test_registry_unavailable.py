@@ -32,6 +32,7 @@ from deploystream.stack import ServiceProcess, StackConfig, gateway_process, wor
 from streams.topics import ensure_topic
 from tests.e2e.conftest import API, SIGNING_KEY, secret_of, write_clients_file
 from tests.e2e.test_deployments_api import deployment
+from tests.integration.test_pipeline import _listening_addresses
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Observed:
     registered: dict[str, list[int]] = field(default_factory=dict)
     while_down: dict[str, Any] = field(default_factory=dict)
     after_restart: dict[str, list[int]] = field(default_factory=dict)
+    registry_listens: set[tuple[str, int]] = field(default_factory=set)
+    registry_ports: set[int] = field(default_factory=set)
 
 
 def get(url: str) -> tuple[int, dict[str, Any]]:
@@ -138,6 +141,9 @@ def observed(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) ->
             service.wait_ready(90)
         seen.ready_after_s = time.monotonic() - started
         seen.registered = subjects_and_ids(registry.url, config.topic)
+        assert registry.pid is not None
+        seen.registry_listens = _listening_addresses(registry.pid)
+        seen.registry_ports = {port, registry.management_port or 0}
         # 3. The registry goes away: submissions and lookups go on, the worker applies.
         registry.kill()
         for number in (2, 3):
@@ -194,6 +200,12 @@ def test_services_register_and_get_ready_when_the_registry_comes(observed: Obser
         f"{topic}-state-value",
         f"{topic}-dead-letter-value",
     } <= set(observed.registered)
+
+
+def test_the_registry_listens_on_loopback_only_main_and_management_port(
+    observed: Observed,
+) -> None:
+    assert observed.registry_listens == {("127.0.0.1", p) for p in observed.registry_ports}
 
 
 def test_a_registry_outage_while_running_stops_nothing_and_loses_nothing(

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -25,6 +26,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro import parse_schema, schemaless_reader
 
+from deploystream.tail import tail
 from gateway.events import EventCodecs, deployment_submitted
 from gateway.validation import DeploymentData, validate_deployment
 from schemas import AvroCodec
@@ -328,3 +330,44 @@ def test_equal_sequence_number_rewrites_the_identical_value(
 def test_outdated_and_conflicting_updates_write_nothing(state: dict[int, list[Record]]) -> None:
     assert len(records_of(state, OUTDATED)) == 1
     assert len(records_of(state, CONFLICTING)) == 1
+
+
+def tail_lines(stack: Stack, *args: str) -> list[dict[str, Any]]:
+    result = CliRunner().invoke(
+        tail,
+        [
+            *args,
+            "--bootstrap",
+            stack.config.bootstrap,
+            "--registry-url",
+            stack.config.registry_url,
+            "--deployments-topic",
+            stack.config.topic,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return [orjson.loads(line) for line in result.output.splitlines()]
+
+
+def test_tail_prints_every_state_record_as_json_decoded_through_the_registry(
+    written: Stack, state: dict[int, list[Record]]
+) -> None:
+    lines = tail_lines(written, "--topic", "state", "--from-beginning")
+    assert len(lines) == sum(len(records) for records in state.values())
+    assert all("error" not in line for line in lines)
+    values = [line for line in lines if line["value"] is not None]
+    assert all(line["key"] == line["value"]["key"] for line in values)
+    assert {line["schemaId"] for line in values} == {values[0]["schemaId"]}
+    tombstones = [line for line in lines if line["value"] is None]
+    assert [line["key"]["deploymentSequenceNumber"] for line in tombstones] == [DELETED]
+
+
+def test_tail_shows_the_last_events_of_each_partition_with_their_payload(
+    written: Stack, events: dict[int, list[Record]]
+) -> None:
+    lines = tail_lines(written, "--topic", "events", "-n", "1")
+    assert len(lines) == len(events)  # one per partition that has records
+    for line in lines:
+        kind, _ = line["value"]["payload"]
+        assert kind.startswith("deploystream.")
+        assert line["key"]["tenant"] == TENANT
