@@ -225,6 +225,9 @@ class SchemaRegistry:
         try:
             schema = self._call(self._client.get_schema, schema_id)
         except SchemaRegistryError as exc:
+            if exc.http_status_code != 404:
+                # Refused (401, 403, ...): the record is not at fault, the access is.
+                raise self._unavailable(exc) from exc
             msg = f"schema id {schema_id} is unknown to the registry at {self.url}: {exc}"
             raise UnknownSchema(msg) from exc
         if schema.schema_type not in (None, "AVRO"):
