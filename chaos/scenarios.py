@@ -125,7 +125,11 @@ def _finish(
         stack.base_url, stack.auth, models
     )
     _, result.state_mismatches = state_topic_mismatches(
-        stack.config.bootstrap, stack.config.state_topic, stack.auth[0], models
+        stack.config.bootstrap,
+        stack.config.registry_url,
+        stack.config.state_topic,
+        stack.auth[0],
+        models,
     )
     result.duration_s = time.monotonic() - started
     return result

@@ -20,6 +20,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -184,9 +185,7 @@ class SchemaRegistry:
         """
         self._enforce_backward(subject)
         try:
-            schema_id = int(
-                self._call(self._client.register_schema, subject, Schema(_text(schema), "AVRO"))
-            )
+            schema_id = self._register(subject, _text(schema))
         except SchemaRegistryError as exc:
             if exc.http_status_code == 409:
                 msg = (
@@ -201,18 +200,37 @@ class SchemaRegistry:
         self._writers.setdefault(schema_id, parse_schema(dict(schema)))
         return schema_id
 
-    def _enforce_backward(self, subject: str) -> None:
+    def _level(self, subject: str) -> str | None:
+        """The subject's own compatibility level; None when it has none."""
         try:
-            level = self._call(self._client.get_compatibility, subject)
+            return str(self._call(self._client.get_compatibility, subject))
         except SchemaRegistryError as exc:
             if exc.http_status_code != 404:  # 404: no level of the subject's own
                 msg = f"reading {subject!r}'s compatibility failed: {exc}"
                 raise RegistryError(msg) from exc
-            level = None
+            return None
+
+    def _register(self, subject: str, text: str) -> int:
+        try:
+            return int(self._call(self._client.register_schema, subject, Schema(text, "AVRO")))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code != 409:
+                raise
+        # A 409 can also be another process creating the subject at the same moment
+        # (Apicurio): once more, and then a refusal is a refusal.
+        time.sleep(0.5)
+        return int(self._call(self._client.register_schema, subject, Schema(text, "AVRO")))
+
+    def _enforce_backward(self, subject: str) -> None:
+        level = self._level(subject)
         if level not in _BACKWARD_OR_STRICTER:
             try:
                 self._call(self._client.set_compatibility, subject, "BACKWARD")
             except SchemaRegistryError as exc:
+                # Two processes starting together: Apicurio refuses the second creation
+                # of the subject's rule (409). Fine if the level is now what we want.
+                if exc.http_status_code == 409 and self._level(subject) in _BACKWARD_OR_STRICTER:
+                    return
                 msg = f"setting {subject!r} to BACKWARD compatibility failed: {exc}"
                 raise RegistryError(msg) from exc
 
