@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
-.PHONY: help install kafka-jars run test test-unit test-integration test-e2e chaos lint format clean
+.PHONY: help install kafka-jars registry-app run test test-unit test-integration test-e2e chaos lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -22,22 +22,25 @@ install: $(STAMP)  ## create .venv and install the project with dev extras
 kafka-jars: install  ## fetch the Kafka broker jars from Maven Central once (cached in .cache/kafka)
 	$(BIN)/python -c 'from deploystream.kafka.broker import ensure_libs; print(ensure_libs())'
 
-run: kafka-jars  ## broker + worker + gateway on 127.0.0.1 (gateway :8080); Ctrl-C stops all
+registry-app: install  ## fetch Apicurio Registry from Maven Central once (SHA-256 checked; .cache/apicurio)
+	$(BIN)/python -c 'from deploystream.registry.apicurio import ensure_app; print(ensure_app())'
+
+run: kafka-jars registry-app  ## broker + registry + worker + gateway on 127.0.0.1 (gateway :8080); Ctrl-C stops all
 	$(BIN)/deploystream run
 
-test: kafka-jars  ## every tier against a real broker the test session starts
+test: kafka-jars registry-app  ## every tier against a real broker and registry the test session starts
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install  ## unit tests only (no broker)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: kafka-jars  ## integration tests (real broker)
+test-integration: kafka-jars registry-app  ## integration tests (real broker and registry)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: kafka-jars  ## end-to-end tests (broker, worker and gateway processes)
+test-e2e: kafka-jars registry-app  ## end-to-end tests (broker, registry, worker and gateway processes)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
-chaos: kafka-jars  ## long fault soak (worker/gateway kills, broker outages); results in chaos/results/
+chaos: kafka-jars registry-app  ## long fault soak (worker/gateway kills, broker outages); results in chaos/results/
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 lint: install  ## ruff and mypy
@@ -54,8 +57,8 @@ clean:  ## remove run data (var/); keeps .venv and the jar cache
 
 .PHONY: bench bench-quick
 
-bench: kafka-jars  ## benchmark: ingest, apply, lag, lookups, restarts, memory (~15-20 min) -> bench/results/
+bench: kafka-jars registry-app  ## benchmark: ingest, apply, lag, lookups, restarts, memory (~15-20 min) -> bench/results/
 	$(BIN)/python -m bench
 
-bench-quick: kafka-jars  ## the same benchmark, smaller and shorter (under 2 minutes)
+bench-quick: kafka-jars registry-app  ## the same benchmark, smaller and shorter (under 2 minutes)
 	$(BIN)/python -m bench --quick

@@ -32,7 +32,9 @@ from bench.plan import FULL
 from bench.stack import BENCH_CLIENT, BenchEnv
 from deploystream.kafka.provision import provide_broker
 from deploystream.load import Auth, DeploymentGenerator, GeneratorConfig
+from deploystream.registry.provision import provide_registry
 from deploystream.stack import worker_process
+from schemas import AvroCodec
 
 __all__ = ["main"]
 
@@ -99,23 +101,39 @@ def main(baseline: str, rounds: int, events: int, out_dir: Path) -> None:
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="deploystream-ab-run-"))
-    with _worktree(baseline) as tree, provide_broker(work_dir=work / "kafka") as broker:
-        env = BenchEnv(broker.bootstrap, work, log_dir=out_dir / f"ab-{stamp}-logs")
+    with (
+        _worktree(baseline) as tree,
+        provide_broker(work_dir=work / "kafka") as broker,
+        provide_registry(broker.bootstrap, work_dir=work / "registry") as registry,
+    ):
+        env = BenchEnv(broker.bootstrap, registry.url, work, log_dir=out_dir / f"ab-{stamp}-logs")
         broker_pid = broker.local.pid if broker.local else None
         auth = Auth.basic(BENCH_CLIENT, env.secret)
         ctx = Context(FULL, env, broker_pid, out_dir, MemoryWatch(), auth)
-        topic = env.topic("bench-ab-apply")
-        generator = DeploymentGenerator(GeneratorConfig(seed=2, namespace="ab-"))
-        produce_all(env.bootstrap, topic, encode_events(generator, events, BENCH_CLIENT))
+        # The same events twice: framed for a tree that reads the Confluent wire format,
+        # schemaless for one from before the schema registry.
+        framed, plain = env.topic("bench-ab-framed"), env.topic("bench-ab-plain")
+        for target, codec in (
+            (framed, env.event_codec(framed)),
+            (plain, AvroCodec("DeploymentEvent")),
+        ):
+            generator = DeploymentGenerator(GeneratorConfig(seed=2, namespace="ab-"))
+            produce_all(
+                env.bootstrap, target, encode_events(generator, events, BENCH_CLIENT, codec)
+            )
         sides = {"baseline": tree, "candidate": None}
+        inputs = {
+            "baseline": framed if (tree / "schemas" / "registry.py").exists() else plain,
+            "candidate": framed,
+        }
         runs: list[dict[str, Any]] = []
         for index in range(rounds):
             order = ["baseline", "candidate"] if index % 2 == 0 else ["candidate", "baseline"]
             result: dict[str, Any] = {"round": index + 1}
             for side in order:
-                run = _apply_once(ctx, topic, events, f"ab-{side}-{index}", sides[side])
+                run = _apply_once(ctx, inputs[side], events, f"ab-{side}-{index}", sides[side])
                 result[side] = run["eventsPerS"]
-            bare = bare_consume(env.bootstrap, topic, env.partitions, events)
+            bare = bare_consume(env.bootstrap, env.registry_url, framed, env.partitions, events)
             result["bare"] = round(bare.rate, 1)
             result["ratio"] = round(result["candidate"] / result["baseline"], 3)
             runs.append(result)

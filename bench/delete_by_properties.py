@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
+from deploystream.registry.provision import provide_registry
 from deploystream.stack import StackConfig, worker_process
 from gateway.events import (
     EventCodecs,
@@ -38,6 +39,7 @@ from gateway.events import (
 from gateway.producer import producer_config
 from gateway.settings import GatewaySettings
 from gateway.validation import DeploymentData
+from schemas.registry import FramedCodec, SchemaRegistry, value_subject
 from streams.topics import ensure_topic
 
 PARTITIONS = 8
@@ -116,10 +118,14 @@ def _wait_metric(port: int, name: str, target: float, timeout: float = 600) -> N
 
 def run(stored: int, matching: int) -> dict[str, Any]:
     """Measure both ways of deleting ``matching`` of ``stored`` deployments."""
-    codecs = EventCodecs()
-    with tempfile.TemporaryDirectory() as tmp, provide_broker() as broker:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        provide_broker() as broker,
+        provide_registry(broker.bootstrap) as registry,
+    ):
         config = StackConfig(
             bootstrap=broker.bootstrap,
+            registry_url=registry.url,
             gateway_port=0,
             worker_ports=[free_port()],
             data_dir=Path(tmp) / "data",
@@ -129,6 +135,9 @@ def run(stored: int, matching: int) -> dict[str, Any]:
             partitions=PARTITIONS,
         )
         ensure_topic(broker.bootstrap, config.topic, PARTITIONS, 1)
+        event = FramedCodec("DeploymentEvent", SchemaRegistry(registry.url))
+        event.register(value_subject(config.topic))
+        codecs = EventCodecs(event)
         producer = Producer(producer_config(GatewaySettings(kafka_bootstrap=broker.bootstrap)))
         events = []
         for number in range(stored):

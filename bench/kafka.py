@@ -22,7 +22,7 @@ from gateway.events import EventCodecs, OutgoingEvent, deployment_submitted
 from gateway.producer import producer_config
 from gateway.settings import GatewaySettings
 from gateway.validation import ItemRejected, ProviderMetadata, validate_deployment
-from schemas import AvroCodec
+from schemas.registry import FramedCodec, RecordCodec, SchemaRegistry
 
 __all__ = ["Baseline", "bare_consume", "bare_produce", "encode_events", "produce_all"]
 
@@ -42,11 +42,16 @@ class Baseline:
 
 
 def encode_events(
-    generator: DeploymentGenerator, count: int, tenant: str, bulk: int = 100
+    generator: DeploymentGenerator,
+    count: int,
+    tenant: str,
+    codec: RecordCodec,
+    bulk: int = 100,
 ) -> Iterator[OutgoingEvent]:
     """``count`` events of the generator's deployments, built like the gateway builds them
-    (bodies of ``bulk`` deployments share their properties and provider metadata)."""
-    codecs = EventCodecs()
+    (bodies of ``bulk`` deployments share their properties and provider metadata), values
+    encoded with ``codec`` (the gateway's: a registered FramedCodec)."""
+    codecs = EventCodecs(codec)
     made = 0
     while made < count:
         body = generator.body(min(bulk, count - made))
@@ -132,10 +137,13 @@ def produce_all(
     return Baseline(sent, time.perf_counter() - t0, time.process_time() - cpu0)
 
 
-def bare_consume(bootstrap: str, topic: str, partitions: int, expected: int) -> Baseline:
-    """Read ``topic`` from the beginning and Avro-decode every value, until ``expected``
-    records; timed from the first record (connection set-up excluded, as for the worker)."""
-    codec = AvroCodec("DeploymentEvent")
+def bare_consume(
+    bootstrap: str, registry_url: str, topic: str, partitions: int, expected: int
+) -> Baseline:
+    """Read ``topic`` from the beginning and decode every (framed) value as the worker does,
+    until ``expected`` records; timed from the first record (connection set-up excluded, as
+    for the worker)."""
+    codec = FramedCodec("DeploymentEvent", SchemaRegistry(registry_url))
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,

@@ -34,6 +34,7 @@ from bench.report import evaluate, machine_noise, summary_rows, write
 from bench.stack import BENCH_CLIENT, BenchEnv
 from deploystream.kafka.provision import provide_broker
 from deploystream.load import Auth
+from deploystream.registry.provision import provide_registry
 
 __all__ = ["main"]
 
@@ -145,9 +146,13 @@ def main(quick: bool, out: Path, auth: str, only: tuple[str, ...]) -> None:
     results: dict[str, Any] = {}
     t0 = time.monotonic()
     try:
-        with provide_broker(work_dir=work / "kafka") as broker:
+        with (
+            provide_broker(work_dir=work / "kafka") as broker,
+            provide_registry(broker.bootstrap, work_dir=work / "registry") as registry,
+        ):
             env = BenchEnv(
                 broker.bootstrap,
+                registry.url,
                 work,
                 session_timeout_s=plan.session_timeout_s,
                 log_dir=run_dir / "logs",
@@ -159,8 +164,13 @@ def main(quick: bool, out: Path, auth: str, only: tuple[str, ...]) -> None:
             )
             broker_pid = broker.local.pid if broker.local else None
             memory.watch("broker", broker_pid)
+            memory.watch("registry", registry.local.pid if registry.local else None)
             ctx = Context(plan, env, broker_pid, run_dir, memory, credentials, started=t0)
-            ctx.log("setup", f"{plan.name} run; {broker.kind} broker at {broker.bootstrap}")
+            ctx.log(
+                "setup",
+                f"{plan.name} run; {broker.kind} broker at {broker.bootstrap}, "
+                f"{registry.kind} schema registry at {registry.url}",
+            )
             try:
                 _phases(ctx, selected, results)
             finally:

@@ -5,7 +5,8 @@ cannot be had by applying events within a benchmark run. The worker's table is r
 from its state topic (the changelog) instead, which is what a restart does anyway: each
 record is made by the project's own code path — the gateway's event encoding, the worker's
 decoding and :func:`streams.deployments.records.apply_event` of that event on an empty key,
-and the table's Avro codec — so it is byte for byte what the worker would have written.
+and the table's codec (``StoredDeployment`` registered under ``<topic>-value``, framed) — so
+it is byte for byte what the worker would have written.
 
 The seeded deployments carry no request properties, so the worker's property index is
 legitimately empty: the restore measured is the deployments table's.
@@ -21,10 +22,10 @@ from confluent_kafka import Producer
 
 from bench.kafka import encode_events
 from deploystream.load import DeploymentGenerator, GeneratorConfig
-from gateway.events import EventCodecs
 from gateway.producer import producer_config
 from gateway.settings import GatewaySettings
 from schemas import AvroCodec
+from schemas.registry import FramedCodec, SchemaRegistry, value_subject
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.records import Put, apply_event
 from streams.settings import WorkerSettings
@@ -45,20 +46,22 @@ class SeedResult:
     keys: list[Key]
 
 
-def _chunk(args: tuple[str, str, str, int, int, int]) -> tuple[int, list[Key]]:
-    bootstrap, topic, tenant, index, count, keep_every = args
+def _chunk(args: tuple[str, str, str, str, int, int, int]) -> tuple[int, list[Key]]:
+    bootstrap, registry_url, topic, tenant, index, count, keep_every = args
     config = GeneratorConfig(
         seed=index, lifecycle=False, namespace=f"s{index}-", properties=0.0, pipelines=48
     )
     generator = DeploymentGenerator(config)
-    codecs = EventCodecs()
+    # Events never reach Kafka here: plain Avro. The stored values are the topic's.
     events = AvroCodec("DeploymentEvent")
-    stored = AvroCodec("StoredDeployment")
+    keys_codec = AvroCodec("DeploymentKey")
+    stored = FramedCodec("StoredDeployment", SchemaRegistry(registry_url))
+    stored.register(value_subject(topic))
     worker = WorkerSettings()
     policy = GatingPolicy(worker.gating_environment_types, worker.jira_base_url)
     producer = Producer(producer_config(GatewaySettings(kafka_bootstrap=bootstrap)))
     keys: list[Key] = []
-    for n, event in enumerate(encode_events(generator, count, tenant)):
+    for n, event in enumerate(encode_events(generator, count, tenant, events)):
         if event.key is None:
             msg = "seeding: a submitted event without a key"
             raise TypeError(msg)
@@ -75,7 +78,7 @@ def _chunk(args: tuple[str, str, str, int, int, int]) -> tuple[int, list[Key]]:
             except BufferError:
                 producer.poll(0.05)
         if n % keep_every == 0:
-            key = codecs.key.decode(event.key)
+            key = keys_codec.decode(event.key)
             keys.append((key["pipelineId"], key["environmentId"], key["deploymentSequenceNumber"]))
         if n % 1000 == 0:
             producer.poll(0)
@@ -87,6 +90,7 @@ def _chunk(args: tuple[str, str, str, int, int, int]) -> tuple[int, list[Key]]:
 
 def seed_state_topic(
     bootstrap: str,
+    registry_url: str,
     topic: str,
     partitions: int,
     tenant: str,
@@ -102,7 +106,7 @@ def seed_state_topic(
     keep_every = max(1, count // keys_wanted)
     while left > 0:
         size = min(CHUNK, left)
-        chunks.append((bootstrap, topic, tenant, index, size, keep_every))
+        chunks.append((bootstrap, registry_url, topic, tenant, index, size, keep_every))
         left -= size
         index += 1
     workers = processes or min(len(chunks), os.cpu_count() or 1)

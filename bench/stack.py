@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, TopicPartition
 from deploystream.kafka.broker import free_port
 from deploystream.stack import ServiceProcess, StackConfig, gateway_process, worker_process
 from gateway.clients import development_clients_yaml
+from schemas.registry import FramedCodec, SchemaRegistry, value_subject
 from streams.topics import ensure_topic
 
 __all__ = [
@@ -48,9 +49,11 @@ def write_clients_file(path: Path, secret: str) -> Path:
 
 @dataclass
 class BenchEnv:
-    """What every service of one benchmark run shares: broker, folders, credentials."""
+    """What every service of one benchmark run shares: broker, registry, folders,
+    credentials."""
 
     bootstrap: str
+    registry_url: str
     root: Path
     partitions: int = 8
     session_timeout_s: float = 45.0
@@ -67,6 +70,7 @@ class BenchEnv:
         topic is ``<app_id>-state`` so that runs on the same topic never share a table."""
         return StackConfig(
             bootstrap=self.bootstrap,
+            registry_url=self.registry_url,
             gateway_port=free_port(),
             worker_ports=[worker_port or free_port()],
             data_dir=self.root / "data" / app_id,
@@ -87,6 +91,12 @@ class BenchEnv:
         """Create ``name`` with the run's partition count."""
         ensure_topic(self.bootstrap, name, self.partitions, 1)
         return name
+
+    def event_codec(self, topic: str) -> FramedCodec:
+        """The gateway's codec of ``topic``'s events, registered as the gateway registers it."""
+        codec = FramedCodec("DeploymentEvent", SchemaRegistry(self.registry_url))
+        codec.register(value_subject(topic))
+        return codec
 
     def worker(self, config: StackConfig, name: str | None = None) -> ServiceProcess:
         """A started worker of ``config`` (not yet ready)."""

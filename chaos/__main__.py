@@ -32,6 +32,7 @@ from chaos.scenarios import (
 )
 from chaos.stack import ChaosStack, start_stack
 from deploystream.kafka.broker import LocalKafka, ensure_libs, free_port
+from deploystream.registry.provision import provide_registry
 
 SCENARIOS = ("worker", "gateway", "broker")
 #: Whatever the options say, no scenario injects faults for longer than this.
@@ -40,9 +41,12 @@ MAX_FAULTS = 10_000
 SESSION_TIMEOUT_S = 6
 
 
-def _stack(broker: LocalKafka, root: Path, name: str, workers: int, partitions: int) -> ChaosStack:
+def _stack(
+    broker: LocalKafka, registry_url: str, root: Path, name: str, workers: int, partitions: int
+) -> ChaosStack:
     return start_stack(
         broker.bootstrap,
+        registry_url,
         root / name,
         name=name,
         workers=workers,
@@ -245,16 +249,21 @@ def main(
         ),
     }
     try:
-        for run_seed in seeds:
-            for name in scenarios or SCENARIOS:
-                click.echo(f"--- {name}, seed {run_seed}: starting a stack")
-                stack = _stack(broker, root, f"{name}-{run_seed}", workers, partitions)
-                try:
-                    result = runs[name](stack, run_seed)
-                finally:
-                    stack.stop()
-                results.append(result)
-                click.echo(result.summary())
+        # Its schemas live on the broker the broker scenario takes away: the services have
+        # theirs cached by then, which is what that scenario checks too.
+        with provide_registry(broker.bootstrap, work_dir=root / "registry") as registry:
+            for run_seed in seeds:
+                for name in scenarios or SCENARIOS:
+                    click.echo(f"--- {name}, seed {run_seed}: starting a stack")
+                    stack = _stack(
+                        broker, registry.url, root, f"{name}-{run_seed}", workers, partitions
+                    )
+                    try:
+                        result = runs[name](stack, run_seed)
+                    finally:
+                        stack.stop()
+                    results.append(result)
+                    click.echo(result.summary())
     finally:
         broker.stop(remove=False)
     ok = all(r.ok for r in results)

@@ -141,7 +141,11 @@ def _finish(
         stack.base_url, stack.auth, models
     )
     _, result.state_mismatches, rebuilt = state_topic_mismatches(
-        stack.config.bootstrap, stack.config.state_topic, stack.auth[0], models
+        stack.config.bootstrap,
+        stack.config.registry_url,
+        stack.config.state_topic,
+        stack.auth[0],
+        models,
     )
     # Keys only the state topic has are looked up too: the table must agree on them.
     extra = [key for key in rebuilt if key not in seen]

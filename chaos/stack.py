@@ -108,6 +108,7 @@ def write_clients_file(path: Path) -> Path:
 
 def start_stack(
     bootstrap: str,
+    registry_url: str,
     work_dir: Path,
     *,
     name: str,
@@ -119,6 +120,7 @@ def start_stack(
     work_dir.mkdir(parents=True, exist_ok=True)
     config = StackConfig.in_folder(
         bootstrap,
+        registry_url,
         work_dir,
         workers=workers,
         partitions=partitions,

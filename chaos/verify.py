@@ -19,6 +19,7 @@ from fastavro.schema import load_schema
 
 from chaos.load import deployment_path
 from chaos.model import Key, LaneModel, State
+from schemas.registry import FramedCodec, SchemaRegistry
 
 __all__ = [
     "Mismatch",
@@ -191,7 +192,6 @@ def read_state_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[
 
 
 _KEY_SCHEMA = load_schema(str(SCHEMAS / "deploystream.DeploymentKey.avsc"))
-_VALUE_SCHEMA = load_schema(str(SCHEMAS / "deploystream.StoredDeployment.avsc"))
 
 
 def _decode(schema: Any, data: bytes) -> dict[str, Any]:
@@ -202,16 +202,21 @@ def _decode(schema: Any, data: bytes) -> dict[str, Any]:
 
 def state_topic_mismatches(
     bootstrap: str,
+    registry_url: str,
     topic: str,
     tenant: str,
     models: Iterable[tuple[Iterable[Key], LaneModel]],
 ) -> tuple[int, list[Mismatch], dict[Key, State]]:
-    """Rebuild current state from the state topic and compare every key, properties
-    included: (keys checked, mismatches, the rebuilt state)."""
+    """Rebuild current state from the state topic (values read through the registry, keys
+    plain Avro) and compare every key, properties included: (keys checked, mismatches, the
+    rebuilt state)."""
     pairs = _keys(models)
     environments = {key.environment for key, _ in pairs}
     rebuilt: dict[Key, State] = {}
-    for raw_key, raw_value in read_state_topic(bootstrap, topic).items():
+    with SchemaRegistry(registry_url) as registry:
+        values = FramedCodec("StoredDeployment", registry)
+        records = {k: values.decode(v) for k, v in read_state_topic(bootstrap, topic).items()}
+    for raw_key, value in records.items():
         fields = _decode(_KEY_SCHEMA, raw_key)
         if (
             fields["tenant"] != tenant
@@ -220,7 +225,6 @@ def state_topic_mismatches(
         ):
             continue
         lane = int(fields["pipelineId"].removeprefix("chaos-"))
-        value = _decode(_VALUE_SCHEMA, raw_value)
         deployment = value["deployment"]
         rebuilt[Key(lane, fields["deploymentSequenceNumber"], fields["environmentId"])] = State(
             deployment["updateSequenceNumber"],

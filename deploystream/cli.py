@@ -19,7 +19,10 @@ from deploystream.issues import issues
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
 from deploystream.load import load
+from deploystream.migrate import frame_topics_command
+from deploystream.registry.provision import provide_registry
 from deploystream.stack import StackConfig, start_services
+from deploystream.tail import tail
 from gateway.clients import development_clients_yaml, hash_secret, new_secret
 
 __all__ = ["main"]
@@ -99,24 +102,39 @@ def main(verbose: bool) -> None:
 @click.option("--kafka-port", default=9092, show_default=True, help="Broker port (Maven/Docker).")
 @click.option("--gateway-port", default=8080, show_default=True, help="Gateway HTTP port.")
 @click.option("--worker-port", default=6066, show_default=True, help="Worker HTTP port.")
+@click.option(
+    "--registry-port", default=8081, show_default=True, help="Schema registry port (Apicurio)."
+)
 @click.option("--partitions", default=8, show_default=True, help="Partitions of the topic.")
 @click.option(
     "--var-dir",
     default=Path("var"),
     type=click.Path(path_type=Path),
     show_default=True,
-    help="Broker data, worker RocksDB data and logs.",
+    help="Broker data, registry logs, worker RocksDB data and logs.",
 )
 def run(
-    kafka_port: int, gateway_port: int, worker_port: int, partitions: int, var_dir: Path
+    kafka_port: int,
+    gateway_port: int,
+    worker_port: int,
+    registry_port: int,
+    partitions: int,
+    var_dir: Path,
 ) -> None:
-    """Start broker, worker and gateway on 127.0.0.1 until Ctrl-C or SIGTERM."""
+    """Start broker, schema registry, worker and gateway on 127.0.0.1 until Ctrl-C or
+    SIGTERM."""
     stop = _stop_on_signals()
     var_dir = var_dir.resolve()
     credentials, secret = _development_credentials(var_dir)
-    with provide_broker(port=kafka_port, work_dir=var_dir / "kafka") as broker:
+    with (
+        provide_broker(port=kafka_port, work_dir=var_dir / "kafka") as broker,
+        provide_registry(
+            broker.bootstrap, port=registry_port, work_dir=var_dir / "registry"
+        ) as registry,
+    ):
         config = StackConfig(
             bootstrap=broker.bootstrap,
+            registry_url=registry.url,
             gateway_port=gateway_port,
             worker_ports=[worker_port],
             data_dir=var_dir / "data",
@@ -131,6 +149,7 @@ def run(
                 f"\ndeploystream is running ({broker.kind} broker at {broker.bootstrap}).\n"
                 f"  gateway  {base}   (/healthz /readyz /metrics)\n"
                 f"  worker   http://127.0.0.1:{worker_port}   (/healthz /readyz /metrics)\n"
+                f"  registry {registry.url}   ({registry.kind}; Confluent-compatible API)\n"
                 f"  logs     {config.log_dir}\n\n"
                 f"Development client '{DEV_CLIENT}' (every scope), secret: {secret}\n"
                 f"  (clients file {credentials['DEPLOYSTREAM_CLIENTS_FILE']};"
@@ -141,6 +160,7 @@ def run(
                 f"  curl -sS -u {DEV_CLIENT}:{secret} {base}/rest/deployments/0.1/pipelines/web"
                 "/environments/prod/deployments/1\n"
                 f"  TOKEN=$(.venv/bin/deploystream token)   # a Bearer token for scripts\n\n"
+                f"  .venv/bin/deploystream tail --registry-url {registry.url} --follow\n\n"
                 "Ctrl-C stops everything.\n"
             )
             while not stop.wait(1.0):
@@ -148,6 +168,9 @@ def run(
                     if service.process is not None and service.process.poll() is not None:
                         logger.error("%s exited; see %s", service.name, service.log_path)
                         stop.set()
+                if registry.local is not None and not registry.local.running():
+                    logger.error("the schema registry exited; see %s", registry.local.log_file)
+                    stop.set()
         finally:
             # Gateway, then worker (it bounds its own stop), then the broker on leaving the
             # `with`: each still has what it needs while it stops.
@@ -213,6 +236,8 @@ def kafka(port: int | None) -> None:
 
 main.add_command(load)
 main.add_command(issues)
+main.add_command(tail)
+main.add_command(frame_topics_command)
 
 
 if __name__ == "__main__":

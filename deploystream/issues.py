@@ -22,9 +22,18 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from gateway.events import OutgoingEvent, Tombstone
 from gateway.issues.changes import recording
 from gateway.issues.jira import JiraIssue, JiraPayloadError, decode_search_results
+from gateway.issues.records import IssueCodecs
 from gateway.issues.replica import IssueReplica
 from gateway.producer import producer_config
 from gateway.settings import GatewaySettings
+from schemas.registry import (
+    FramedCodec,
+    RegistryError,
+    SchemaRegistry,
+    key_subject,
+    schema_of,
+    value_subject,
+)
 
 __all__ = ["issues"]
 
@@ -81,7 +90,16 @@ def import_issues(files: tuple[IO[bytes], ...], tenant: str, timeout: float) -> 
     """Record the issues of Jira search results (FILES, one page each; - is stdin)."""
     found = _read(files)
     settings = GatewaySettings()
-    replica = IssueReplica(settings)
+    registry = SchemaRegistry(settings.schema_registry_url)
+    writer = FramedCodec("KnownIssue", registry)
+    try:
+        writer.register(value_subject(settings.issues_topic))
+        registry.register(key_subject(settings.issues_topic), schema_of("IssueKey"))
+    except RegistryError as exc:
+        msg = f"cannot register the issue registry's schemas: {exc}"
+        raise click.ClickException(msg) from exc
+    codecs = IssueCodecs(writer)
+    replica = IssueReplica(settings, IssueCodecs(FramedCodec("KnownIssue", registry)))
     replica.start()
     try:
         if not replica.wait_caught_up(timeout):
@@ -98,9 +116,9 @@ def import_issues(files: tuple[IO[bytes], ...], tenant: str, timeout: float) -> 
             for change in changes:
                 if change.issue is None:
                     counts["moved"] += 1
-                    records.append(replica.codecs.tombstone(tenant, change.key))
+                    records.append(codecs.tombstone(tenant, change.key))
                 else:
-                    records.append(replica.codecs.record(tenant, change.issue, "import"))
+                    records.append(codecs.record(tenant, change.issue, "import"))
                 # Later issues of this import see this one (a page may repeat an issue).
                 replica.index.apply(tenant, change.key, change.issue)
         _produce(settings, records)

@@ -116,6 +116,8 @@ class StackConfig:
     """Addresses and folders of one stack."""
 
     bootstrap: str
+    #: The Confluent-compatible API of the schema registry both services register with.
+    registry_url: str
     gateway_port: int
     worker_ports: list[int]
     data_dir: Path
@@ -129,11 +131,12 @@ class StackConfig:
 
     @classmethod
     def in_folder(
-        cls, bootstrap: str, folder: Path, *, workers: int = 1, **settings: Any
+        cls, bootstrap: str, registry_url: str, folder: Path, *, workers: int = 1, **settings: Any
     ) -> StackConfig:
         """A stack on free ports with its data and logs under ``folder``."""
         return cls(
             bootstrap=bootstrap,
+            registry_url=registry_url,
             gateway_port=free_port(),
             worker_ports=[free_port() for _ in range(workers)],
             data_dir=folder / "data",
@@ -156,6 +159,7 @@ class StackConfig:
         """Variables both services read."""
         return {
             "DEPLOYSTREAM_KAFKA_BOOTSTRAP": self.bootstrap,
+            "DEPLOYSTREAM_SCHEMA_REGISTRY_URL": self.registry_url,
             "DEPLOYSTREAM_DEPLOYMENTS_TOPIC": self.topic,
             "DEPLOYSTREAM_STATE_TOPIC": self.state_topic,
             "DEPLOYSTREAM_ISSUES_TOPIC": self.issues_topic,

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.errors import GatewayError
+from gateway.keys import SCHEMAS
 from gateway.settings import GatewaySettings
 
 
@@ -29,7 +30,8 @@ def main() -> int:
         access_log=None,
         print=None,
     )
-    return 0
+    # A schema the registry refused stopped the gateway: not a clean exit.
+    return 2 if app[SCHEMAS].refused else 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 
@@ -11,17 +12,16 @@ import yaml
 from aiohttp import web
 
 from gateway.auth import Authenticator
-from gateway.events import EventCodecs
 from gateway.issues.replica import IssueReplica
 from gateway.keys import (
     AUTH,
-    CODECS,
     ISSUES,
     LIMITER,
     METRICS,
     OPENAPI,
     PRODUCER,
     QUERIES,
+    SCHEMAS,
     SETTINGS,
     STREAMS,
     WORKERS,
@@ -34,6 +34,7 @@ from gateway.query.client import QueryClient
 from gateway.query.feed import ChangeStreams
 from gateway.ratelimit import RateLimiter
 from gateway.routes import setup_routes
+from gateway.schemas import SchemaRegistration
 from gateway.settings import GatewaySettings
 
 __all__ = ["create_app"]
@@ -55,6 +56,15 @@ async def _issues(app: web.Application) -> AsyncIterator[None]:
     app[ISSUES] = replica
     yield
     await asyncio.get_running_loop().run_in_executor(None, replica.close)
+
+
+async def _schemas(app: web.Application) -> AsyncIterator[None]:
+    # In the background: the gateway serves /readyz (saying why) and lookups meanwhile.
+    task = asyncio.create_task(app[SCHEMAS].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
@@ -103,7 +113,8 @@ def openapi_json() -> bytes:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    """Build the gateway; Kafka and worker clients start with the app and stop with it."""
+    """Build the gateway; schema registration, Kafka and worker clients start with the app
+    and stop with it."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         # The submit handler enforces its own limit before parsing; this caps everything else.
@@ -111,10 +122,11 @@ def create_app(settings: GatewaySettings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()
-    app[CODECS] = EventCodecs()
+    app[SCHEMAS] = SchemaRegistration(settings)
     app[AUTH] = Authenticator(settings)
     app[LIMITER] = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app[OPENAPI] = openapi_json()
+    app.cleanup_ctx.append(_schemas)
     app.cleanup_ctx.append(_kafka)
     app.cleanup_ctx.append(_issues)
     app.cleanup_ctx.append(_workers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,12 +12,14 @@ import msgspec
 
 from gateway.contract import DeploymentData, ProviderMetadata
 from schemas import AvroCodec
+from schemas.registry import RecordCodec
 
 __all__ = [
     "EventCodecs",
     "OutgoingEvent",
     "Tombstone",
     "deployment_deleted",
+    "deployment_key",
     "deployment_submitted",
     "deployments_deleted_by_properties",
     "gating_decision_recorded",
@@ -47,16 +50,28 @@ class Tombstone:
     partition: None = None
 
 
-class EventCodecs:
-    """The Avro codecs the gateway needs, built once per app."""
+@functools.cache
+def _key_codec() -> AvroCodec:
+    return AvroCodec("DeploymentKey")
 
-    def __init__(self) -> None:
-        self.key = AvroCodec("DeploymentKey")
-        self.event = AvroCodec("DeploymentEvent")
+
+def deployment_key(tenant: str, pipeline_id: str, environment_id: str, number: int) -> bytes:
+    """Key bytes of one deployment: the partitioning and table key everywhere. Schemaless
+    Avro, never framed: the same key is the same bytes whatever the registry."""
+    return _key_codec().encode(_key(tenant, pipeline_id, environment_id, number))
+
+
+class EventCodecs:
+    """The Avro codecs the gateway needs, built once per app: ``event`` encodes the values
+    (a registered :class:`schemas.registry.FramedCodec` in the gateway)."""
+
+    def __init__(self, event: RecordCodec) -> None:
+        self.key = _key_codec()
+        self.event = event
 
     def encode_key(self, tenant: str, pipeline_id: str, environment_id: str, number: int) -> bytes:
-        """Key bytes of one deployment: the partitioning and table key everywhere."""
-        return self.key.encode(_key(tenant, pipeline_id, environment_id, number))
+        """Key bytes of one deployment (:func:`deployment_key`)."""
+        return deployment_key(tenant, pipeline_id, environment_id, number)
 
 
 def _key(tenant: str, pipeline_id: str, environment_id: str, number: int) -> dict[str, Any]:

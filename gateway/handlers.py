@@ -29,6 +29,7 @@ from gateway.errors import (
 )
 from gateway.events import (
     deployment_deleted,
+    deployment_key,
     deployment_submitted,
     deployments_deleted_by_properties,
     gating_decision_recorded,
@@ -37,13 +38,13 @@ from gateway.formats import int64_of
 from gateway.issues.check import check_submission
 from gateway.keys import (
     AUTH,
-    CODECS,
     ISSUES,
     LIMITER,
     METRICS,
     OPENAPI,
     PRINCIPAL,
     PRODUCER,
+    SCHEMAS,
     SETTINGS,
     WORKERS,
 )
@@ -123,7 +124,7 @@ async def submit_deployments(request: web.Request) -> web.Response:
     command = parse_submission(body, max_deployments=settings.max_deployments)
     if request[PRINCIPAL].issue_registry:
         command = check_submission(app[ISSUES], tenant, command, settings.retry_after_s)
-    codecs = app[CODECS]
+    codecs = app[SCHEMAS].codecs()
     events = [
         deployment_submitted(codecs, tenant, d, command.properties, command.provider_metadata)
         for d in command.deployments
@@ -165,7 +166,7 @@ async def _stored_of(
     app = request.app
     pipeline_id, environment_id, number = _key_of(request)
     owner = tenant or request[PRINCIPAL].tenant
-    key = app[CODECS].encode_key(owner, pipeline_id, environment_id, number)
+    key = deployment_key(owner, pipeline_id, environment_id, number)
     stored = await app[WORKERS].get(key)
     if stored is None:
         raise NotFound
@@ -187,7 +188,9 @@ async def delete_deployment(request: web.Request) -> web.Response:
     raw = request.query.get("_updateSequenceNumber")
     usn = parse_long(raw, "_updateSequenceNumber") if raw is not None else None
     tenant = request[PRINCIPAL].tenant
-    event = deployment_deleted(app[CODECS], tenant, pipeline_id, environment_id, number, usn)
+    event = deployment_deleted(
+        app[SCHEMAS].codecs(), tenant, pipeline_id, environment_id, number, usn
+    )
     await app[PRODUCER].send(app[SETTINGS].deployments_topic, [event])
     return web.Response(status=202)
 
@@ -269,16 +272,22 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when Kafka answers metadata requests for the deployments topic and the issue
-    registry was read to its end once (its freshness is in the body)."""
-    producer = request.app[PRODUCER]
+    """Ready when the schemas are registered, Kafka answers metadata requests for the
+    deployments topic and the issue registry was read to its end once (its freshness is in
+    the body); when not, ``reason`` says what the gateway waits for."""
+    producer, schemas = request.app[PRODUCER], request.app[SCHEMAS]
     kafka = await asyncio.get_running_loop().run_in_executor(None, producer.healthy)
     issues = request.app[ISSUES].freshness()
-    ready = kafka and issues["caughtUp"]
-    return json_response(
-        {"status": "ready" if ready else "not ready", "kafka": kafka, "issues": issues},
-        status=200 if ready else 503,
-    )
+    ready = kafka and schemas.ready and issues["caughtUp"]
+    body: dict[str, Any] = {
+        "status": "ready" if ready else "not ready",
+        "kafka": kafka,
+        "registry": schemas.ready,
+        "issues": issues,
+    }
+    if schemas.reason is not None:
+        body["reason"] = schemas.reason
+    return json_response(body, status=200 if ready else 503)
 
 
 async def tenant_info(request: web.Request) -> web.Response:
@@ -321,7 +330,7 @@ async def delete_by_properties(request: web.Request) -> web.Response:
     producer = app[PRODUCER]
     partitions = await asyncio.get_running_loop().run_in_executor(None, producer.partition_count)
     events = deployments_deleted_by_properties(
-        app[CODECS], request[PRINCIPAL].tenant, properties, usn, partitions
+        app[SCHEMAS].codecs(), request[PRINCIPAL].tenant, properties, usn, partitions
     )
     await producer.send(app[SETTINGS].deployments_topic, events)
     return web.Response(status=202)
@@ -384,7 +393,7 @@ async def decide_gating(request: web.Request) -> web.Response:
         msg = "This deployment did not ask for gating (initiate_deployment_gating)."
         raise Conflict(msg)
     event = gating_decision_recorded(
-        app[CODECS],
+        app[SCHEMAS].codecs(),
         tenant,
         pipeline_id,
         environment_id,

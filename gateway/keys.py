@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import Authenticator, Principal
-from gateway.events import EventCodecs
 from gateway.issues.replica import IssueReplica
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
@@ -13,11 +12,11 @@ from gateway.producer import EventProducer
 from gateway.query.client import QueryClient
 from gateway.query.feed import ChangeStreams
 from gateway.ratelimit import RateLimiter
+from gateway.schemas import SchemaRegistration
 from gateway.settings import GatewaySettings
 
 __all__ = [
     "AUTH",
-    "CODECS",
     "ISSUES",
     "LIMITER",
     "METRICS",
@@ -25,13 +24,14 @@ __all__ = [
     "PRINCIPAL",
     "PRODUCER",
     "QUERIES",
+    "SCHEMAS",
     "SETTINGS",
     "STREAMS",
     "WORKERS",
 ]
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
-CODECS = web.AppKey("codecs", EventCodecs)
+SCHEMAS = web.AppKey("schemas", SchemaRegistration)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 PRODUCER = web.AppKey("producer", EventProducer)
 WORKERS = web.AppKey("workers", WorkerClient)

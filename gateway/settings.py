@@ -20,6 +20,10 @@ class GatewaySettings(BaseSettings):
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     deployments_topic: str = Field("deployments", description="Topic of DeploymentEvent records.")
+    schema_registry_url: str = Field(
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+        description="URL of a Confluent-compatible schema registry API.",
+    )
     gateway_host: str = Field("127.0.0.1", description="Address the gateway listens on.")
     gateway_port: int = Field(8080, description="Port the gateway listens on.")
     worker_urls: list[str] = Field(

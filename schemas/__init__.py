@@ -1,8 +1,8 @@
 """Avro schemas of deploystream's topics: the public contract, kept as ``.avsc`` files.
 
-Records are encoded as schemaless Avro binary (no registry framing): other services read
-them with any Avro library and the ``.avsc`` files in this folder. A union of records is
-written and read as ``(full record name, record)``.
+:class:`AvroCodec` reads and writes schemaless Avro binary: what keys are, and what values
+are inside the Confluent wire format (:mod:`schemas.registry` frames them and registers the
+schemas). A union of records is written and read as ``(full record name, record)``.
 """
 
 from __future__ import annotations

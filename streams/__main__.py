@@ -8,19 +8,23 @@ import sys
 import faust
 from pydantic import ValidationError
 
+from schemas.registry import RegistryError, SchemaRegistry
 from streams.app import create_app
 from streams.errors import StreamsError
+from streams.registration import register_worker_schemas
 from streams.settings import WorkerSettings
 from streams.shutdown import BoundedStopWorker
 from streams.topics import COMPACTED, ensure_topic
 
 
 def main() -> int:
-    """Build settings once, make sure the topics exist, then hand over to faust's Worker."""
+    """Build settings once, make sure the topics exist and the schemas are registered, then
+    hand over to faust's Worker."""
+    # Until faust configures logging (it replaces these handlers) start-up still reports.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = WorkerSettings()
     except ValidationError as exc:
-        logging.basicConfig(level=logging.INFO)
         logging.getLogger("streams").error("cannot start: %s", exc)
         return 2
     try:
@@ -46,12 +50,12 @@ def main() -> int:
             settings.replication_factor,
             exact_partitions=False,
         )
-    except StreamsError as exc:
-        logging.basicConfig(level=logging.INFO)
+        codecs = register_worker_schemas(settings, SchemaRegistry(settings.schema_registry_url))
+    except (StreamsError, RegistryError) as exc:
         logging.getLogger("streams").error("cannot start: %s", exc)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    build_worker(create_app(settings), settings).execute_from_commandline()
+    build_worker(create_app(settings, codecs), settings).execute_from_commandline()
     return 0
 
 

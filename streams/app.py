@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import faust
 
-from schemas import AvroCodec
 from streams.deployments.agents import ApplyOptions, DeploymentAgent
 from streams.deployments.applier import DeploymentApplier
 from streams.deployments.gating import GatingPolicy
@@ -15,6 +14,7 @@ from streams.deployments.tables import create_index, create_table
 from streams.deployments.views import register_views
 from streams.deployments.writer import ChangelogWriter, changelog_producer_config
 from streams.metrics import WorkerMetrics
+from streams.registration import WorkerCodecs
 from streams.settings import WorkerSettings
 from streams.web import register_health
 
@@ -24,8 +24,9 @@ __all__ = ["create_app"]
 INTAKE_BATCHES = 4
 
 
-def create_app(settings: WorkerSettings) -> faust.App:
-    """Build the faust app from settings alone (faust's own env lookups are not used)."""
+def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
+    """Build the faust app from settings and the registered codecs alone (faust's own env
+    lookups are not used)."""
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -74,10 +75,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
     transport.intake = intake
     app.transport = transport
     app.topics.add(topic)
-    table = create_table(app, settings)
-    index = create_index(app, settings)
+    table = create_table(app, settings, codecs.state)
+    index = create_index(app, settings, codecs.index)
     policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
-    stored = AvroCodec("StoredDeployment")
+    stored = codecs.state
     guard = ReplayGuard(app, settings.kafka_bootstrap, settings.deployments_topic, table, index)
     agent = DeploymentAgent(
         app,
@@ -98,7 +99,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
             dead_letter_topic=settings.dead_letter_topic,
             stop_grace_s=settings.stop_grace_s,
         ),
-        stored,
+        codecs,
     )
     app.service(agent)  # type: ignore[arg-type]  # faust accepts instances too
     register_views(app, table, metrics)

@@ -1,4 +1,4 @@
-"""faust codec that stores table values as Avro ``StoredDeployment`` records."""
+"""faust codec that stores table values as Avro records in the Confluent wire format."""
 
 from __future__ import annotations
 
@@ -6,27 +6,21 @@ from typing import Any
 
 from faust.serializers.codecs import Codec
 
-from schemas import AvroCodec
+from schemas.registry import RecordCodec
 
-__all__ = ["AvroValueCodec", "StoredDeploymentCodec"]
+__all__ = ["AvroValueCodec"]
 
 
 class AvroValueCodec(Codec):
-    """Table values (and so their changelogs) are Avro, like everything else on Kafka."""
+    """Table values (and so their changelogs) are Avro, like everything else on Kafka:
+    ``avro`` is a registered :class:`schemas.registry.FramedCodec`."""
 
-    def __init__(self, record: str, **kwargs: Any) -> None:
+    def __init__(self, avro: RecordCodec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._avro = AvroCodec(record)
+        self._avro = avro
 
     def _dumps(self, obj: Any) -> bytes:
         return self._avro.encode(obj)
 
     def _loads(self, s: bytes) -> Any:
         return self._avro.decode(s)
-
-
-class StoredDeploymentCodec(AvroValueCodec):
-    """Values of the deployments table: ``StoredDeployment``."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__("StoredDeployment", **kwargs)

@@ -36,6 +36,10 @@ class WorkerSettings(BaseSettings):
         "deployments-state",
         description="Compacted topic of current state (the table's changelog), public.",
     )
+    schema_registry_url: str = Field(
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+        description="URL of a Confluent-compatible schema registry API.",
+    )
     app_id: str = Field("deploystream", description="faust app id: consumer group and prefix.")
     partitions: int = Field(8, description="Partitions of the deployments topic and the table.")
     replication_factor: int = Field(1, description="Replication factor of created topics.")

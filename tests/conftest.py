@@ -1,8 +1,11 @@
-"""Shared fixtures: a real Kafka broker for the whole session, started here.
+"""Shared fixtures: a real Kafka broker and a real schema registry for the whole session,
+started here.
 
 ``DEPLOYSTREAM_KAFKA_BOOTSTRAP`` points the suite at an existing cluster; otherwise a Docker
-engine (testcontainers) or the Maven-jar broker is started. Nothing skips for want of Kafka:
-if no broker can be had, the tests that need one fail.
+engine (testcontainers) or the Maven-jar broker is started. ``DEPLOYSTREAM_SCHEMA_REGISTRY_URL``
+points it at an existing registry; otherwise Apicurio Registry is started once, its schemas
+on the session's broker. Nothing skips for want of either: if one cannot be had, the tests
+that need it fail.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from deploystream.kafka.provision import ProvidedBroker, provide_broker
+from deploystream.registry.provision import ProvidedRegistry, provide_registry
 
 TIERS = ("unit", "integration", "e2e")
 
@@ -33,6 +37,15 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvidedBroker]:
     """One real broker for the session, stopped at the end (also on failure or Ctrl-C)."""
     with provide_broker(work_dir=tmp_path_factory.mktemp("kafka")) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def schema_registry(
+    kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProvidedRegistry]:
+    """One real registry for the session (a JVM: ~6-15 s to start), stopped at the end."""
+    with provide_registry(kafka.bootstrap, work_dir=tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
 
 
 @pytest.fixture

@@ -95,7 +95,8 @@ def apply_phase(ctx: Context) -> dict[str, Any]:
     topic = env.topic("bench-apply")
     generator = DeploymentGenerator(GeneratorConfig(seed=2, namespace="apply-"))
     count = plan.apply_events
-    produced = produce_all(env.bootstrap, topic, encode_events(generator, count, BENCH_CLIENT))
+    events = encode_events(generator, count, BENCH_CLIENT, env.event_codec(topic))
+    produced = produce_all(env.bootstrap, topic, events)
     ctx.log(
         "apply",
         f"pre-produced {count:,} events ({100 * generator.late / generator.generated:.1f}% "
@@ -115,7 +116,7 @@ def apply_phase(ctx: Context) -> dict[str, Any]:
         worker = env.worker(config, f"worker-apply-{index}")
         ctx.memory.watch("worker", worker.process.pid if worker.process else None)
         run = watch_apply(ctx, worker, config, count, "worker-apply" if is_profiled else None)
-        bare = bare_consume(env.bootstrap, topic, env.partitions, count)
+        bare = bare_consume(env.bootstrap, env.registry_url, topic, env.partitions, count)
         run["bareEventsPerS"] = round(bare.rate, 1)
         run["ratio"] = round(run["eventsPerS"] / bare.rate, 4)
         run["profiled"] = is_profiled

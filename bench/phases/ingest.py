@@ -83,7 +83,8 @@ def ingest_phase(ctx: Context) -> dict[str, Any]:
     bulk = max(plan.bulk_sizes)
     concurrency = saturation[bulk]["concurrency"]
     ctx.log("baseline", f"encoding {plan.bare_events:,} events as the gateway does")
-    events = list(encode_events(generator, plan.bare_events, BENCH_CLIENT))
+    codec = env.event_codec(topic)
+    events = list(encode_events(generator, plan.bare_events, BENCH_CLIENT, codec))
     pairs = []
     for _ in range(plan.repeats):
         run = _ingest_run(ctx, url, pools[bulk], bulk, concurrency, plan.step_s)
@@ -91,7 +92,7 @@ def ingest_phase(ctx: Context) -> dict[str, Any]:
         encode_and_produce = produce_all(
             env.bootstrap,
             topic,
-            encode_events(generator, plan.bare_events // 5, BENCH_CLIENT),
+            encode_events(generator, plan.bare_events // 5, BENCH_CLIENT, codec),
             warm_up=True,
         )
         pair = {

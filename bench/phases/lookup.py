@@ -41,6 +41,7 @@ def main_stack(ctx: Context) -> MainStack:
     config = env.config(topic, "bench-main")
     seeded = seed_state_topic(
         env.bootstrap,
+        env.registry_url,
         config.extra_env["DEPLOYSTREAM_STATE_TOPIC"],
         env.partitions,
         BENCH_CLIENT,

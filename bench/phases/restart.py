@@ -122,7 +122,12 @@ def restart_phase(ctx: Context) -> dict[str, Any]:
     ctx.log("restart", f"seeding {plan.restart_deployments:,} stored deployments")
     t0 = time.perf_counter()
     seeded = seed_state_topic(
-        env.bootstrap, state_topic, env.partitions, BENCH_CLIENT, plan.restart_deployments
+        env.bootstrap,
+        env.registry_url,
+        state_topic,
+        env.partitions,
+        BENCH_CLIENT,
+        plan.restart_deployments,
     )
     seed_s = time.perf_counter() - t0
     ctx.log("restart", f"seeded {seeded.count:,} in {seed_s:.0f}s; first start (restore)")

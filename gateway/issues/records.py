@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from gateway.events import OutgoingEvent, Tombstone
 from schemas import AvroCodec
+from schemas.registry import RecordCodec
 
 __all__ = ["IssueCodecs", "IssueInfo", "Source"]
 
@@ -34,11 +35,12 @@ class IssueInfo:
 
 
 class IssueCodecs:
-    """Avro codecs of the topic's keys and values, built once per process."""
+    """Avro codecs of the topic's keys (schemaless, like every key) and values (``value``:
+    KnownIssue in the Confluent wire format, through the schema registry)."""
 
-    def __init__(self) -> None:
+    def __init__(self, value: RecordCodec) -> None:
         self.key = AvroCodec("IssueKey")
-        self.value = AvroCodec("KnownIssue")
+        self.value = value
 
     def encode_key(self, tenant: str, issue_key: str) -> bytes:
         """Key bytes of one issue key of one tenant."""

@@ -23,6 +23,7 @@ from gateway.issues.records import IssueCodecs, IssueInfo
 from gateway.issues.topic import IssuesTopicError, ensure_issues_topic
 from gateway.settings import GatewaySettings
 from schemas import AvroDecodeError
+from schemas.registry import FramedCodec, SchemaRegistry
 
 __all__ = ["IssueReplica", "client_config"]
 
@@ -47,7 +48,9 @@ class IssueReplica:
     def __init__(self, settings: GatewaySettings, codecs: IssueCodecs | None = None) -> None:
         self.index = IssueIndex()
         self._settings = settings
-        self.codecs = codecs or IssueCodecs()
+        self.codecs = codecs or IssueCodecs(
+            FramedCodec("KnownIssue", SchemaRegistry(settings.schema_registry_url))
+        )
         self._stop = threading.Event()
         self._caught_up = threading.Event()
         self._lag: int | None = None

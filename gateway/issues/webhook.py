@@ -30,8 +30,9 @@ from gateway.issues.jira import (
     WebhookEvent,
     decode_webhook_event,
 )
+from gateway.issues.records import IssueCodecs
 from gateway.issues.replica import IssueReplica
-from gateway.keys import AUTH, ISSUES, PRODUCER, SETTINGS
+from gateway.keys import AUTH, ISSUES, PRODUCER, SCHEMAS, SETTINGS
 
 __all__ = ["SIGNATURE_HEADER", "receive_jira_webhook", "signature_of"]
 
@@ -90,7 +91,7 @@ async def receive_jira_webhook(request: web.Request) -> web.Response:
     replica = app[ISSUES]
     require_loaded(replica, settings.retry_after_s)
     changes, outcome = _changes(event, replica, tenant)
-    codecs = replica.codecs
+    codecs = IssueCodecs(app[SCHEMAS].issue_codec())
     records = [
         codecs.record(tenant, c.issue, "webhook") if c.issue else codecs.tombstone(tenant, c.key)
         for c in changes

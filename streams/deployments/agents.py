@@ -23,6 +23,7 @@ acknowledged without its changelog. One loop per worker, records of a partition 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -33,7 +34,8 @@ import faust
 from mode import Service
 from rocksdict import WriteBatch
 
-from schemas import AvroCodec, AvroDecodeError
+from schemas import AvroDecodeError
+from schemas.registry import NotFramed, UnknownSchema, schema_id_of
 from streams.deployments.applier import DeploymentApplier
 from streams.deployments.batch import STATE, PartitionBatch, RecordTooLarge
 from streams.deployments.intake import Intake, IntakeConsumer
@@ -41,6 +43,7 @@ from streams.deployments.progress import SOURCE_OFFSET_HEADER, ReplayGuard
 from streams.deployments.rebuild import rebuild_index
 from streams.deployments.writer import ChangelogWriter, Outgoing, write_local
 from streams.metrics import WorkerMetrics
+from streams.registration import WorkerCodecs
 
 __all__ = ["ApplyOptions", "DeploymentAgent"]
 
@@ -76,7 +79,7 @@ class DeploymentAgent(Service):
         writer: ChangelogWriter,
         metrics: WorkerMetrics,
         options: ApplyOptions,
-        stored_codec: Any,
+        codecs: WorkerCodecs,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,9 +91,9 @@ class DeploymentAgent(Service):
         self.writer = writer
         self.metrics = metrics
         self.options = options
-        self._stored = stored_codec
-        self._events = AvroCodec("DeploymentEvent")
-        self._letters = AvroCodec("DeadLetter")
+        self._stored = codecs.state
+        self._events = codecs.events
+        self._letters = codecs.dead_letters
         self._topics = (
             self.state_table.changelog_topic.get_topic_name(),
             self.index_table.changelog_topic.get_topic_name(),
@@ -271,7 +274,23 @@ class DeploymentAgent(Service):
             out.append(Outgoing(topic, partition, key, value, header))
         return out
 
+    async def _learn_writers(self, records: list[Any]) -> None:
+        """Fetch the writer schemas of the batch's events that were never seen, waiting while
+        the registry is away (such a record is fine: it must not be dead-lettered)."""
+        unseen = set()
+        for record in records:
+            try:
+                schema_id = schema_id_of(record.value or b"")
+            except NotFramed:
+                continue  # dead-lettered when it is applied
+            if not self._events.knows(schema_id):
+                unseen.add(schema_id)
+        for schema_id in unseen:
+            with contextlib.suppress(UnknownSchema):  # dead-lettered when it is applied
+                await self._events.learn_async(schema_id)
+
     async def _run_batch(self, records: list[Any], generation: int) -> None:
+        await self._learn_writers(records)
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for record in records:
             by_partition[record.tp.partition].append(record)

@@ -6,7 +6,8 @@ from typing import Any
 
 import faust
 
-from streams.codecs import AvroValueCodec, StoredDeploymentCodec
+from schemas.registry import RecordCodec
+from streams.codecs import AvroValueCodec
 from streams.settings import WorkerSettings
 
 __all__ = [
@@ -26,7 +27,7 @@ def _avro_table(
     settings: WorkerSettings,
     name: str,
     changelog_name: str,
-    codec: AvroValueCodec,
+    avro: RecordCodec,
 ) -> Any:
     """A bytes-keyed table whose values, changelog writes and recovery reads are all Avro.
 
@@ -36,6 +37,7 @@ def _avro_table(
     as JSON. It must be passed at declaration: the table manager indexes tables by changelog
     name then.
     """
+    codec = AvroValueCodec(avro)
     changelog = app.topic(
         changelog_name,
         key_type=bytes,
@@ -74,16 +76,17 @@ def _avro_table(
     return table
 
 
-def create_table(app: faust.App, settings: WorkerSettings) -> Any:
-    """The deployments table. Its changelog has a name of our choosing (not
-    "<app id>-deployments-changelog") because it is the public state topic other services
-    consume: one write per change serves recovery, standbys and them."""
-    return _avro_table(app, settings, TABLE_NAME, settings.state_topic, StoredDeploymentCodec())
+def create_table(app: faust.App, settings: WorkerSettings, codec: RecordCodec) -> Any:
+    """The deployments table (``StoredDeployment`` values through ``codec``). Its changelog
+    has a name of our choosing (not "<app id>-deployments-changelog") because it is the
+    public state topic other services consume: one write per change serves recovery,
+    standbys and them."""
+    return _avro_table(app, settings, TABLE_NAME, settings.state_topic, codec)
 
 
-def create_index(app: faust.App, settings: WorkerSettings) -> Any:
-    """The secondary indexes: DeploymentIndexKey -> DeploymentIndexEntry, per partition
-    (see :mod:`streams.deployments.index`).
+def create_index(app: faust.App, settings: WorkerSettings, codec: RecordCodec) -> Any:
+    """The secondary indexes: DeploymentIndexKey -> DeploymentIndexEntry (through
+    ``codec``), per partition (see :mod:`streams.deployments.index`).
 
     It is written while applying events of a partition, so its entries live in (and its
     changelog is co-partitioned with) the partition of the deployments they list.
@@ -93,7 +96,7 @@ def create_index(app: faust.App, settings: WorkerSettings) -> Any:
         settings,
         INDEX_NAME,
         index_changelog_name(settings),
-        AvroValueCodec("DeploymentIndexEntry"),
+        codec,
     )
 
 

@@ -15,6 +15,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from deploystream.kafka.provision import ProvidedBroker
+from deploystream.registry.provision import ProvidedRegistry
 from deploystream.stack import Services, StackConfig, start_services
 from gateway.clients import hash_secret
 
@@ -130,6 +131,7 @@ class Stack(Services):
 
 def start_stack(
     kafka: ProvidedBroker,
+    registry: ProvidedRegistry,
     tmp: Path,
     *,
     workers: int = 1,
@@ -140,6 +142,7 @@ def start_stack(
     suffix = tmp.name[-12:].replace("_", "-")
     config = StackConfig.in_folder(
         kafka.bootstrap,
+        registry.url,
         tmp,
         workers=workers,
         partitions=partitions,
@@ -158,9 +161,13 @@ def start_stack(
 
 
 @pytest.fixture(scope="module")
-def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka: ProvidedBroker,
+    schema_registry: ProvidedRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
     """One worker and a gateway, shared by the tests of a module."""
-    running = start_stack(kafka, tmp_path_factory.mktemp("stack"))
+    running = start_stack(kafka, schema_registry, tmp_path_factory.mktemp("stack"))
     yield running
     running.http.close()
     running.stop()

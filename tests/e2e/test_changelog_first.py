@@ -22,14 +22,17 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from chaos.verify import read_state_topic
 from deploystream.kafka.provision import ProvidedBroker
-from gateway.events import EventCodecs
+from deploystream.registry.provision import ProvidedRegistry
+from gateway.events import deployment_key
 from tests.e2e.conftest import Stack, start_stack
 from tests.e2e.test_deployments_api import deployment
 
 
 @pytest.fixture
-def one_partition(kafka: ProvidedBroker, tmp_path: Path) -> Iterator[Stack]:
-    running = start_stack(kafka, tmp_path, partitions=1)
+def one_partition(
+    kafka: ProvidedBroker, schema_registry: ProvidedRegistry, tmp_path: Path
+) -> Iterator[Stack]:
+    running = start_stack(kafka, schema_registry, tmp_path, partitions=1)
     yield running
     running.http.close()
     running.stop()
@@ -83,5 +86,5 @@ def test_a_change_kafka_cannot_take_is_neither_visible_nor_committed_and_survive
     worker.start().wait_ready(90)
     stack.wait_caught_up(60)
     assert stack.wait_for(path, lambda r: r.status_code == 404).status_code == 404
-    key = EventCodecs().encode_key("alpha", "web", "prod", 1)
+    key = deployment_key("alpha", "web", "prod", 1)
     assert key not in read_state_topic(stack.config.bootstrap, stack.config.state_topic)

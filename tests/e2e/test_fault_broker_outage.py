@@ -19,6 +19,7 @@ from chaos.scenarios import LoadShape, ScenarioResult, broker_outage
 from chaos.stack import UNLIMITED, ChaosStack
 from deploystream.kafka.broker import LocalKafka, ensure_libs, free_port
 from deploystream.kafka.provision import ProvidedBroker
+from deploystream.registry.provision import ProvidedRegistry
 from tests.e2e.conftest import secret_of, start_stack
 
 #: Small, so that requests made while the broker is down are answered 503 quickly.
@@ -43,9 +44,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
 
 
 @pytest.fixture(scope="module")
-def outage(broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> ScenarioResult:
+def outage(
+    broker: LocalKafka,
+    schema_registry: ProvidedRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ScenarioResult:
     running = start_stack(
         ProvidedBroker(broker.bootstrap, "maven", broker),
+        schema_registry,
         tmp_path_factory.mktemp("outage"),
         partitions=4,
         env={

@@ -20,6 +20,7 @@ from chaos.model import HistoryConfig
 from chaos.scenarios import LoadShape, ScenarioResult, gateway_crashes, worker_crashes
 from chaos.stack import UNLIMITED, ChaosStack
 from deploystream.kafka.provision import ProvidedBroker
+from deploystream.registry.provision import ProvidedRegistry
 from tests.e2e.conftest import secret_of, start_stack
 
 #: A restarted worker rejoins the group once the dead one's session expired.
@@ -34,9 +35,14 @@ SHAPE = LoadShape(
 
 
 @pytest.fixture(scope="module")
-def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
+def stack(
+    kafka: ProvidedBroker,
+    schema_registry: ProvidedRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ChaosStack]:
     running = start_stack(
         kafka,
+        schema_registry,
         tmp_path_factory.mktemp("crashes"),
         partitions=4,
         env={"DEPLOYSTREAM_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S), **UNLIMITED},

@@ -13,15 +13,20 @@ import httpx
 import pytest
 
 from deploystream.kafka.provision import ProvidedBroker
+from deploystream.registry.provision import ProvidedRegistry
 from tests.e2e.conftest import API, Stack, secret_of, start_stack
 from tests.e2e.test_deployments_api import deployment
 
 
 @pytest.fixture
-def own_stack(kafka: ProvidedBroker, tmp_path: Path) -> Iterator[Stack]:
+def own_stack(
+    kafka: ProvidedBroker, schema_registry: ProvidedRegistry, tmp_path: Path
+) -> Iterator[Stack]:
     # A long linger keeps each request inside its handler (awaiting Kafka) for ~1.5 s, so
     # the SIGTERM below reliably lands while requests are in flight.
-    running = start_stack(kafka, tmp_path, partitions=4, env={"DEPLOYSTREAM_LINGER_MS": "1500"})
+    running = start_stack(
+        kafka, schema_registry, tmp_path, partitions=4, env={"DEPLOYSTREAM_LINGER_MS": "1500"}
+    )
     yield running
     running.http.close()
     running.stop()

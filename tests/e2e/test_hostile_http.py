@@ -29,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from chaos.stack import UNLIMITED, vm_rss_bytes
 from deploystream.kafka.provision import ProvidedBroker
+from deploystream.registry.provision import ProvidedRegistry
 from tests.e2e.conftest import API, Stack, secret_of, start_stack
 from tests.e2e.test_deployments_api import deployment
 
@@ -49,9 +50,15 @@ def basic(client_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka: ProvidedBroker,
+    schema_registry: ProvidedRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
     """A stack of this module's own, without rate limits: generated requests come fast."""
-    running = start_stack(kafka, tmp_path_factory.mktemp("hostile"), partitions=2, env=UNLIMITED)
+    running = start_stack(
+        kafka, schema_registry, tmp_path_factory.mktemp("hostile"), partitions=2, env=UNLIMITED
+    )
     yield running
     running.http.close()
     running.stop()

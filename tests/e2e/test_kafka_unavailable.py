@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,15 +10,19 @@ import httpx
 import pytest
 
 from deploystream.kafka.broker import free_port
+from deploystream.registry.provision import ProvidedRegistry
 from deploystream.stack import ServiceProcess, StackConfig, gateway_process
 from tests.e2e.test_deployments_api import deployment
 
 
 @pytest.fixture(scope="module")
-def gateway_without_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def gateway_without_kafka(
+    schema_registry: ProvidedRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
     tmp: Path = tmp_path_factory.mktemp("nokafka")
     config = StackConfig(
         bootstrap=f"127.0.0.1:{free_port()}",  # nothing listens there
+        registry_url=schema_registry.url,
         gateway_port=free_port(),
         worker_ports=[free_port()],
         data_dir=tmp / "data",
@@ -34,6 +39,10 @@ def gateway_without_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     auth = ("dev", "nokafka-secret-0123456789abcdef0123456789")
     base = f"http://127.0.0.1:{config.gateway_port}"
     with httpx.Client(base_url=base, timeout=30, auth=auth) as client:
+        # The schemas are registered (the registry is up): what is missing is Kafka only.
+        deadline = time.monotonic() + 30
+        while not client.get("/readyz").json()["registry"] and time.monotonic() < deadline:
+            time.sleep(0.1)
         yield client
     assert gateway.stop() == 0
 
@@ -61,6 +70,7 @@ def test_readiness_reports_kafka_unreachable(gateway_without_kafka: httpx.Client
     response = gateway_without_kafka.get("/readyz")
     assert response.status_code == 503
     assert response.json()["kafka"] is False
+    assert response.json()["registry"] is True
 
 
 def test_invalid_submission_is_still_a_400_without_kafka(

@@ -19,7 +19,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from deploystream.kafka.provision import ProvidedBroker
-from gateway.events import EventCodecs
+from deploystream.registry.provision import ProvidedRegistry
+from gateway.events import deployment_key
 from tests.e2e.conftest import Stack, start_stack
 
 PARTITIONS = 8
@@ -41,7 +42,7 @@ class Key:
     number: int
 
     def encoded(self) -> bytes:
-        return EventCodecs().encode_key(TENANT, self.pipeline, self.environment, self.number)
+        return deployment_key(TENANT, self.pipeline, self.environment, self.number)
 
     def partition(self) -> int:
         return int(DefaultPartitioner()(self.encoded(), list(range(PARTITIONS)), []))
@@ -112,9 +113,14 @@ def wait_settled(stack: Stack, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka: ProvidedBroker,
+    schema_registry: ProvidedRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
     running = start_stack(
         kafka,
+        schema_registry,
         tmp_path_factory.mktemp("multi"),
         workers=2,
         partitions=PARTITIONS,

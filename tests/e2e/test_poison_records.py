@@ -1,36 +1,74 @@
-"""Records the worker cannot apply are dead-lettered; the partition keeps flowing."""
+"""Records the worker cannot apply are dead-lettered; the partition keeps flowing.
+
+Poison includes records that are not in the Confluent wire format (among them a valid
+DeploymentEvent written schemaless, as before the registry) and records naming a schema id
+the registry does not know.
+"""
 
 from __future__ import annotations
 
-import io
 import uuid
 from typing import Any
 
 import httpx
 import orjson
 from confluent_kafka import Consumer, Producer
-from fastavro import schemaless_reader
-from fastavro.schema import load_schema
 
-from gateway.events import EventCodecs, deployment_submitted
-from gateway.validation import ItemRejected, validate_deployment
-from schemas import SCHEMA_DIR
+from gateway.events import EventCodecs, deployment_key, deployment_submitted
+from gateway.validation import DeploymentData, ItemRejected, validate_deployment
+from schemas import AvroCodec
+from schemas.registry import FramedCodec, SchemaRegistry, header
 from tests.e2e.conftest import Stack
 from tests.e2e.test_deployments_api import deployment, present
 
-POISON = [
-    b"",  # empty value
-    b"\x00\x01not avro at all",
-    b"\xff" * 64,
-]
+UNKNOWN_ID = 2**31 - 1
+
+
+def schemaless_event() -> bytes:
+    """A valid DeploymentEvent as deploystream wrote them before the registry: no framing."""
+    item = validate_deployment(orjson.dumps(deployment(number=9)))
+    assert isinstance(item, DeploymentData)
+    return deployment_submitted(
+        EventCodecs(AvroCodec("DeploymentEvent")), "alpha", item, {}, None
+    ).value
+
+
+NOT_FRAMED = [b"", b"\xff" * 64, schemaless_event()]
+UNKNOWN_SCHEMA = header(UNKNOWN_ID) + b"\x02x"
+
+
+def read_letters(stack: Stack, expected: int) -> list[dict[str, Any]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.config.bootstrap,
+            "group.id": f"dlq-reader-{stack.config.app_id}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([f"{stack.config.topic}-dead-letter"])
+    letters = []
+    with SchemaRegistry(stack.config.registry_url) as registry:
+        codec = FramedCodec("DeadLetter", registry)
+        try:
+            for _ in range(60):
+                message = consumer.poll(1.0)
+                if message is None or message.error():
+                    if len(letters) >= expected:
+                        break
+                    continue
+                letters.append(codec.decode(message.value()))
+        finally:
+            consumer.close()
+    return letters
 
 
 def test_undecodable_records_are_dead_lettered_and_later_records_applied(stack: Stack) -> None:
-    key = EventCodecs().encode_key("alpha", "poison", "prod", 1)
+    key = deployment_key("alpha", "poison", "prod", 1)
     producer = Producer(
         {"bootstrap.servers": stack.config.bootstrap, "partitioner": "murmur2_random"}
     )
-    for value in POISON:
+    poison = [*NOT_FRAMED, UNKNOWN_SCHEMA]
+    for value in poison:
         producer.produce(stack.config.topic, value, key)  # same key: same partition as below
     producer.produce(stack.config.topic, b"no key at all")
     assert producer.flush(30) == 0
@@ -46,33 +84,15 @@ def test_undecodable_records_are_dead_lettered_and_later_records_applied(stack: 
         for line in metrics.splitlines()
         if line.startswith("deploystream_worker_poison_records_total")
     )
-    assert float(poison_line.split()[-1]) >= len(POISON) + 1
+    assert float(poison_line.split()[-1]) >= len(poison) + 1
 
-    schema = load_schema(str(SCHEMA_DIR / "deploystream.DeadLetter.avsc"))
-    consumer = Consumer(
-        {
-            "bootstrap.servers": stack.config.bootstrap,
-            "group.id": f"dlq-reader-{stack.config.app_id}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([f"{stack.config.topic}-dead-letter"])
-    letters = []
-    try:
-        for _ in range(60):
-            message = consumer.poll(1.0)
-            if message is None or message.error():
-                if len(letters) >= len(POISON) + 1:
-                    break
-                continue
-            letters.append(schemaless_reader(io.BytesIO(message.value()), schema))
-    finally:
-        consumer.close()
-    values = [letter["value"] for letter in letters]
-    for value in POISON:
-        assert value in values
-    assert b"no key at all" in values
-    letter = next(letter for letter in letters if letter["value"] == POISON[1])
+    letters = read_letters(stack, len(poison) + 1)
+    by_value = {letter["value"]: letter for letter in letters}
+    assert set(poison) | {b"no key at all"} <= set(by_value)
+    for value in NOT_FRAMED:
+        assert "Confluent wire format" in by_value[value]["error"]
+    assert f"schema id {UNKNOWN_ID} is unknown" in by_value[UNKNOWN_SCHEMA]["error"]
+    letter = by_value[NOT_FRAMED[2]]
     assert letter["topic"] == stack.config.topic
     assert letter["key"] == key
     assert letter["offset"] >= 0
@@ -102,8 +122,10 @@ def oversized_gated_event(codecs: EventCodecs) -> tuple[bytes, bytes]:
 def test_a_change_whose_stored_form_is_over_the_record_limit_is_dead_lettered(
     stack: Stack,
 ) -> None:
-    codecs = EventCodecs()
-    key, value = oversized_gated_event(codecs)
+    with SchemaRegistry(stack.config.registry_url) as registry:
+        events = FramedCodec("DeploymentEvent", registry)
+        events.register(f"{stack.config.topic}-value")  # the registered schema: same id
+        key, value = oversized_gated_event(EventCodecs(events))
     assert 600_000 < len(value) < 1_000_000  # the broker takes the event itself
     producer = Producer(
         {"bootstrap.servers": stack.config.bootstrap, "partitioner": "murmur2_random"}
@@ -126,7 +148,6 @@ def test_a_change_whose_stored_form_is_over_the_record_limit_is_dead_lettered(
 
 
 def _dead_letters(stack: Stack) -> list[dict[str, Any]]:
-    schema = load_schema(str(SCHEMA_DIR / "deploystream.DeadLetter.avsc"))
     consumer = Consumer(
         {
             "bootstrap.servers": stack.config.bootstrap,
@@ -137,14 +158,16 @@ def _dead_letters(stack: Stack) -> list[dict[str, Any]]:
     consumer.subscribe([f"{stack.config.topic}-dead-letter"])
     letters = []
     idle = 0
-    try:
-        while idle < 5:
-            message = consumer.poll(1.0)
-            if message is None or message.error():
-                idle += 1
-                continue
-            idle = 0
-            letters.append(schemaless_reader(io.BytesIO(message.value()), schema))
-    finally:
-        consumer.close()
+    with SchemaRegistry(stack.config.registry_url) as registry:
+        codec = FramedCodec("DeadLetter", registry)
+        try:
+            while idle < 5:
+                message = consumer.poll(1.0)
+                if message is None or message.error():
+                    idle += 1
+                    continue
+                idle = 0
+                letters.append(codec.decode(message.value()))
+        finally:
+            consumer.close()
     return letters

@@ -12,15 +12,18 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from deploystream.kafka.provision import ProvidedBroker
+from deploystream.registry.provision import ProvidedRegistry
 from tests.e2e.conftest import API, Stack, start_stack
 from tests.e2e.test_properties_and_gating import GATED, on
 
 
 @pytest.fixture
-def own_stack(kafka: ProvidedBroker, tmp_path: Path) -> Iterator[Stack]:
+def own_stack(
+    kafka: ProvidedBroker, schema_registry: ProvidedRegistry, tmp_path: Path
+) -> Iterator[Stack]:
     # A short session timeout: the killed worker's group membership expires quickly.
     running = start_stack(
-        kafka, tmp_path, partitions=4, env={"DEPLOYSTREAM_SESSION_TIMEOUT_S": "6"}
+        kafka, schema_registry, tmp_path, partitions=4, env={"DEPLOYSTREAM_SESSION_TIMEOUT_S": "6"}
     )
     yield running
     running.http.close()

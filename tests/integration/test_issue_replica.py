@@ -18,8 +18,9 @@ from gateway.issues.replica import IssueReplica, client_config
 from gateway.issues.topic import IssuesTopicError, ensure_issues_topic
 from gateway.producer import producer_config
 from gateway.settings import GatewaySettings
+from schemas import AvroCodec
 
-CODECS = IssueCodecs()
+CODECS = IssueCodecs(AvroCodec("KnownIssue"))
 
 
 def produce(settings: GatewaySettings, records: list[tuple[bytes, bytes | None]]) -> None:
@@ -43,7 +44,7 @@ def settings(kafka: ProvidedBroker, unique: Callable[[str], str]) -> GatewaySett
 
 @pytest.fixture
 def replica(settings: GatewaySettings) -> Iterator[IssueReplica]:
-    running = IssueReplica(settings)
+    running = IssueReplica(settings, CODECS)
     yield running
     running.close()
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from confluent_kafka import Producer
 
 from deploystream.kafka.provision import ProvidedBroker
-from gateway.events import EventCodecs
+from gateway.events import deployment_key
 from gateway.producer import producer_config
 from gateway.settings import GatewaySettings
 
@@ -19,13 +19,12 @@ PARTITIONS = 8
 
 def _random_keys(count: int) -> list[bytes]:
     rng = random.Random(20261127)
-    codecs = EventCodecs()
     keys = []
     for _ in range(count):
         tenant = f"tenant-{rng.randrange(50)}"
         pipeline = "".join(rng.choice("abcdef/:% é") for _ in range(rng.randrange(1, 30)))
         keys.append(
-            codecs.encode_key(tenant, pipeline, f"env-{rng.randrange(9)}", rng.getrandbits(63))
+            deployment_key(tenant, pipeline, f"env-{rng.randrange(9)}", rng.getrandbits(63))
         )
     return keys
 

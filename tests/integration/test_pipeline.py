@@ -16,11 +16,13 @@ import pytest
 
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import ProvidedBroker
+from deploystream.registry.provision import ProvidedRegistry
 from deploystream.stack import ServiceProcess, StackConfig, worker_process
 from gateway.events import EventCodecs, deployment_deleted, deployment_submitted
 from gateway.producer import EventProducer
 from gateway.settings import GatewaySettings
 from gateway.validation import DeploymentData
+from schemas.registry import FramedCodec, SchemaRegistry, value_subject
 from streams.topics import ensure_topic
 
 
@@ -44,11 +46,14 @@ def _deployment(usn: int, name: str) -> DeploymentData:
 
 @pytest.fixture(scope="module")
 def worker(
-    kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory
+    kafka: ProvidedBroker,
+    schema_registry: ProvidedRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[StackConfig, ServiceProcess]]:
     tmp = tmp_path_factory.mktemp("pipeline")
     config = StackConfig(
         bootstrap=kafka.bootstrap,
+        registry_url=schema_registry.url,
         gateway_port=0,
         worker_ports=[free_port()],
         data_dir=tmp / "data",
@@ -89,7 +94,10 @@ async def test_produced_event_is_applied_and_readable_through_the_worker(
 ) -> None:
     config, _ = worker
     settings = GatewaySettings(kafka_bootstrap=kafka.bootstrap, deployments_topic=config.topic)
-    codecs = EventCodecs()
+    with SchemaRegistry(config.registry_url) as registry:
+        event = FramedCodec("DeploymentEvent", registry)
+        event.register(value_subject(config.topic))
+    codecs = EventCodecs(event)
     producer = EventProducer(settings)
     producer.start()
     try:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.events import EventCodecs
+from schemas import AvroCodec
 from streams.deployments.applier import DeploymentApplier
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.index import (
@@ -25,7 +26,7 @@ from streams.deployments.records import DELETED, DELETED_BY_PROPERTIES, SUBMITTE
 from streams.metrics import WorkerMetrics
 
 POLICY = GatingPolicy(frozenset({"production"}), "https://jira.example.com")
-CODECS = EventCodecs()
+CODECS = EventCodecs(AvroCodec("DeploymentEvent"))
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 

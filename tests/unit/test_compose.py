@@ -239,3 +239,20 @@ def test_image_runs_as_a_non_root_user() -> None:
     ]
     assert users, "Dockerfile never switches away from root"
     assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_services_register_with_the_compose_registry_on_its_container_port(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = service(compose, "registry")
+    assert str(registry["image"]).startswith("apicurio/apicurio-registry:3.")
+    env = environment(compose, "registry")
+    assert env["APICURIO_STORAGE_KIND"] == "kafkasql"
+    assert env["APICURIO_RULES_GLOBAL_COMPATIBILITY"] == "BACKWARD"
+    container_ports = {target for _, _, target in published_ports(registry)}
+    for name in SETTINGS_OF_SERVICE:
+        url = urlsplit(settings_from_compose(compose, name, monkeypatch).schema_registry_url)
+        assert url.hostname == "registry"
+        assert str(url.port) in container_ports
+        assert url.path == "/apis/ccompat/v7"
+        assert "registry" in service(compose, name)["depends_on"]

@@ -20,6 +20,7 @@ from gateway.issues.replica import IssueReplica
 from gateway.issues.webhook import _verify, signature_of
 from gateway.settings import GatewaySettings
 from gateway.validation import DeploymentKey, ItemRejected, parse_submission
+from schemas import AvroCodec
 from tests.unit.test_validation import deployment
 
 T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
@@ -41,7 +42,7 @@ def index_with(tenant: str, *issues: IssueInfo) -> IssueIndex:
 
 
 def test_a_record_round_trips_through_its_avro_encoding() -> None:
-    codecs = IssueCodecs()
+    codecs = IssueCodecs(AvroCodec("KnownIssue"))
     known = IssueInfo("ABC-1", "10001", "Fix it", "In Progress", "ABC", T0)
 
     record = codecs.record("alpha", known, "webhook")
@@ -51,7 +52,7 @@ def test_a_record_round_trips_through_its_avro_encoding() -> None:
 
 
 def test_a_tombstone_decodes_as_no_issue() -> None:
-    codecs = IssueCodecs()
+    codecs = IssueCodecs(AvroCodec("KnownIssue"))
     tombstone = codecs.tombstone("alpha", "ABC-1")
 
     assert tombstone.value is None
@@ -59,7 +60,7 @@ def test_a_tombstone_decodes_as_no_issue() -> None:
 
 
 def test_keys_of_different_tenants_differ() -> None:
-    codecs = IssueCodecs()
+    codecs = IssueCodecs(AvroCodec("KnownIssue"))
 
     assert codecs.encode_key("alpha", "ABC-1") != codecs.encode_key("beta", "ABC-1")
 

@@ -456,10 +456,11 @@ def test_health_readiness_and_metrics_responses(openapi: OpenAPI) -> None:
     fresh = {"caughtUp": True, "lag": 0, "known": 3}
     loading = {"caughtUp": False, "lag": None, "known": 0}
     openapi.validate_response(
-        readyz, respond(200, {"status": "ready", "kafka": True, "issues": fresh})
+        readyz, respond(200, {"status": "ready", "kafka": True, "registry": True, "issues": fresh})
     )
     openapi.validate_response(
-        readyz, respond(503, {"status": "not ready", "kafka": True, "issues": loading})
+        readyz,
+        respond(503, {"status": "not ready", "kafka": True, "registry": True, "issues": loading}),
     )
     with pytest.raises(ResponseValidationError):
         openapi.validate_response(readyz, respond(503, {"status": "not ready", "kafka": False}))

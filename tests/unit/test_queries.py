@@ -32,7 +32,7 @@ from streams.metrics import WorkerMetrics
 from tests.e2e.test_deployments_api import deployment
 
 CODEC = AvroCodec("StoredDeployment")
-CODECS = EventCodecs()
+CODECS = EventCodecs(AvroCodec("DeploymentEvent"))
 APPLIER = DeploymentApplier(GatingPolicy(frozenset(), "https://j"), WorkerMetrics())
 PARTITIONS = 3
 

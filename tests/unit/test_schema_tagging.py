@@ -25,7 +25,7 @@ def _plain_bytes(name: str, record: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("seed", range(5))
 def test_submitted_events_encode_to_the_bytes_fastavro_chooses_alone(seed: int) -> None:
     generator = DeploymentGenerator(GeneratorConfig(seed=seed))
-    codecs = EventCodecs()
+    codecs = EventCodecs(AvroCodec("DeploymentEvent"))
     command = parse_submission(generator.encoded_body(60), max_deployments=100)
     assert command.deployments
     for deployment in command.deployments:
@@ -49,7 +49,7 @@ def test_submitted_events_encode_to_the_bytes_fastavro_chooses_alone(seed: int) 
 
 
 def test_tagging_does_not_change_the_callers_record() -> None:
-    codecs = EventCodecs()
+    codecs = EventCodecs(AvroCodec("DeploymentEvent"))
     command = parse_submission(
         DeploymentGenerator(GeneratorConfig(seed=9)).encoded_body(1), max_deployments=1
     )

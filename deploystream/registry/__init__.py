@@ -1,0 +1,1 @@
+"""Run a real schema registry (Apicurio Registry from Maven Central) beside the broker."""
