@@ -82,7 +82,10 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
 async def _streams(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[STREAMS] = ChangeStreams(
-        settings.kafka_bootstrap, settings.state_topic, settings.max_change_streams
+        settings.kafka_bootstrap,
+        settings.state_topic,
+        settings.max_change_streams,
+        settings.schema_registry_url,
     )
     yield
 

@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from gateway.errors import BadRequest
 from schemas import AvroCodec
+from schemas.registry import FramedCodec, SchemaRegistry
 
 __all__ = ["HEARTBEAT_S", "ChangeStreams", "event_id", "parse_event_id", "tenant_prefix"]
 
@@ -62,13 +63,15 @@ def parse_event_id(raw: str, partitions: int) -> list[int]:
 class ChangeStreams:
     """The gateway's change streams: their count and what they share."""
 
-    def __init__(self, bootstrap: str, topic: str, limit: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, limit: int, registry_url: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.limit = limit
         self.open = 0
         self.keys = AvroCodec("DeploymentKey")
-        self.values = AvroCodec("StoredDeployment")
+        # State records are framed (Confluent wire format): each is read with its writer
+        # schema, fetched from the registry once per schema id. Keys are plain Avro.
+        self.values = FramedCodec("StoredDeployment", SchemaRegistry(registry_url))
         self.closing = asyncio.Event()
 
     def reader(self, last_event_id: str | None) -> tuple[Consumer, list[int]]:
@@ -103,8 +106,9 @@ class ChangeStreams:
             raise
         return consumer, positions
 
-    def render(self, key: bytes, value: bytes | None) -> tuple[str, bytes]:
-        """The event name and JSON data of one state-topic record."""
+    async def render(self, key: bytes, value: bytes | None) -> tuple[str, bytes]:
+        """The event name and JSON data of one state-topic record (ValueError when it does
+        not decode; waits while the registry cannot give a writer schema not seen yet)."""
         fields = self.keys.decode(key)
         if value is None:
             data = {
@@ -113,7 +117,7 @@ class ChangeStreams:
                 "deploymentSequenceNumber": fields["deploymentSequenceNumber"],
             }
             return "deleted", orjson.dumps(data)
-        stored = self.values.decode(value)
+        stored = await self.values.decode_async(value)
         rendered = _without_nulls(stored["deployment"])
         rendered["pipelineId"] = fields["pipelineId"]
         rendered["environmentId"] = fields["environmentId"]
