@@ -115,7 +115,11 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(stack: Stack)
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), f"the document has an invalid operation: {result.err()}"
-        operations.append(result.ok())
+        operation = result.ok()
+        # The change stream never ends (tests/e2e/test_queries.py covers it): a generated
+        # request would wait for its timeout every time.
+        if not operation.definition.raw.get("operationId", "").startswith("streamChanges"):
+            operations.append(operation)
     assert len(operations) >= 16
     failures: list[str] = []
     accepted: list[dict[str, Any]] = []
