@@ -5,7 +5,6 @@ Handlers only raise HTTP errors; the middleware renders them.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from typing import Annotated, Any, Literal
@@ -16,14 +15,15 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway import bodies
 from gateway.auth import requires
 from gateway.clients import Scope
 from gateway.errors import (
     BadRequest,
     Conflict,
+    KafkaUnavailable,
     NotFound,
     OAuthError,
-    PayloadTooLarge,
     TooManyRequests,
     UnsupportedMediaType,
 )
@@ -35,16 +35,27 @@ from gateway.events import (
 )
 from gateway.keys import (
     AUTH,
+    BODIES,
     CODECS,
+    FAILURES,
     LIMITER,
     METRICS,
     OPENAPI,
     PRINCIPAL,
     PRODUCER,
+    RECORD_LIMIT,
     SETTINGS,
     WORKERS,
 )
-from gateway.validation import INT64_MAX, INT64_MIN, parse_submission, reject_duplicate_keys
+from gateway.middleware import client_source
+from gateway.validation import (
+    INT64_MAX,
+    INT64_MIN,
+    DeploymentKey,
+    ItemRejected,
+    parse_submission,
+    reject_duplicate_keys,
+)
 
 __all__ = [
     "decide_gating",
@@ -69,20 +80,11 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The body, refusing anything over ``limit`` bytes before it is parsed."""
-    if request.content_length is not None and request.content_length > limit:
-        msg = f"Request body of {request.content_length} bytes exceeds the {limit}-byte limit."
-        raise PayloadTooLarge(msg)
-    # read(n) returns what has arrived, up to n bytes: keep reading until the end of the body.
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            msg = f"Request body exceeds the {limit}-byte limit."
-            raise PayloadTooLarge(msg)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, at most ``limit`` bytes, within the body timeout and the body budget."""
+    app = request.app
+    return await bodies.read_body(
+        request, limit, budget=app[BODIES], timeout_s=app[SETTINGS].body_timeout_s
+    )
 
 
 def parse_long(text: str, name: str) -> int:
@@ -119,20 +121,30 @@ async def submit_deployments(request: web.Request) -> web.Response:
         raise UnsupportedMediaType(msg)
     body = await read_body(request, settings.max_body_bytes)
     command = parse_submission(body, max_deployments=settings.max_deployments)
-    codecs = app[CODECS]
-    events = [
-        deployment_submitted(codecs, tenant, d, command.properties, command.provider_metadata)
-        for d in command.deployments
-    ]
+    codecs, limit = app[CODECS], app[RECORD_LIMIT]
+    accepted, events = [], []
+    rejected = list(command.rejected)
+    for d in command.deployments:
+        event = deployment_submitted(
+            codecs, tenant, d, command.properties, command.provider_metadata
+        )
+        assert event.key is not None
+        too_large = limit.over(d, event.key, event.value)
+        if too_large is None:
+            accepted.append(d)
+            events.append(event)
+        else:
+            key = DeploymentKey(d.pipeline.id, d.environment.id, d.deploymentSequenceNumber)
+            rejected.append(ItemRejected(key, (too_large,)))
     started = time.perf_counter()
     try:
         await app[PRODUCER].send(settings.deployments_topic, events)
-    except Exception:
+    except KafkaUnavailable:
         metrics.kafka_unavailable.inc()
         raise
     metrics.produce_seconds.observe(time.perf_counter() - started)
-    metrics.deployments.labels("accepted").inc(len(command.deployments))
-    metrics.deployments.labels("rejected").inc(len(command.rejected))
+    metrics.deployments.labels("accepted").inc(len(accepted))
+    metrics.deployments.labels("rejected").inc(len(rejected))
     return json_response(
         {
             "acceptedDeployments": [
@@ -141,11 +153,11 @@ async def submit_deployments(request: web.Request) -> web.Response:
                     "environmentId": d.environment.id,
                     "deploymentSequenceNumber": d.deploymentSequenceNumber,
                 }
-                for d in command.deployments
+                for d in accepted
             ],
             "rejectedDeployments": [
                 {"key": r.key.as_json(), "errors": [{"message": m} for m in r.errors]}
-                for r in command.rejected
+                for r in rejected
             ],
             "unknownIssueKeys": [],
             "unknownAssociations": [],
@@ -235,12 +247,23 @@ async def issue_token(request: web.Request) -> web.Response:
         raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials.")
     if not client_id or not client_secret:
         raise OAuthError("invalid_request", "client_id and client_secret are required.")
-    verdict = app[LIMITER].take(f"token:{client_id}")
-    if not verdict.allowed:
-        raise TooManyRequests(headers=verdict.headers())
+    # Wrong secrets are throttled by where they come from, never by the client id they name:
+    # guessing at a client's secret must not lock the client out. A source over its limit
+    # is refused before its credentials are even checked.
+    source = client_source(request)
+    failures = app[FAILURES].peek(source)
+    if not failures.allowed:
+        raise TooManyRequests(headers={"Retry-After": str(failures.retry_after_s)})
     client = app[AUTH].client_credentials(client_id, client_secret)
     if client is None:
+        app[FAILURES].take(source)
         raise OAuthError("invalid_client", "Client authentication failed.", status=401)
+    # Only a client that authenticated gets a bucket: unknown ids cost no memory.
+    verdict = app[LIMITER].take(
+        f"token:{client.id}", rate=client.rate_limit_per_s, burst=client.rate_limit_burst
+    )
+    if not verdict.allowed:
+        raise TooManyRequests(headers=verdict.headers())
     requested = form.get("scope", "").split()
     try:
         scopes = frozenset(Scope.parse(name) for name in requested) or client.scopes
@@ -265,9 +288,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when Kafka answers metadata requests for the deployments topic."""
-    producer = request.app[PRODUCER]
-    ready = await asyncio.get_running_loop().run_in_executor(None, producer.healthy)
+    """Ready when Kafka answered a metadata request for the deployments topic lately. The
+    answer comes from the producer's monitor thread: a probe never waits for Kafka."""
+    ready = request.app[PRODUCER].ready()
     return json_response(
         {"status": "ready" if ready else "not ready", "kafka": ready}, status=200 if ready else 503
     )
@@ -289,6 +312,9 @@ async def delete_by_properties(request: web.Request) -> web.Response:
     properties: dict[str, str] = {}
     usn: int | None = None
     for name, value in request.query.items():
+        if name == "jwt":
+            # A Connect token in the query: outside the qsh it is signed with, so never data.
+            continue
         if name == "_updateSequenceNumber":
             usn = parse_long(value, "_updateSequenceNumber")
         elif not name or name.startswith("_") or ":" in name:
@@ -306,7 +332,7 @@ async def delete_by_properties(request: web.Request) -> web.Response:
         msg = "At least one property query parameter is required (e.g. ?accountId=account-123)."
         raise BadRequest(msg)
     producer = app[PRODUCER]
-    partitions = await asyncio.get_running_loop().run_in_executor(None, producer.partition_count)
+    partitions = producer.partition_count()
     events = deployments_deleted_by_properties(
         app[CODECS], request[PRINCIPAL].tenant, properties, usn, partitions
     )

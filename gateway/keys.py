@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import Authenticator, Principal
+from gateway.bodies import BodyBudget
 from gateway.events import EventCodecs
+from gateway.limits import RecordLimit
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.producer import EventProducer
@@ -14,12 +16,15 @@ from gateway.settings import GatewaySettings
 
 __all__ = [
     "AUTH",
+    "BODIES",
     "CODECS",
+    "FAILURES",
     "LIMITER",
     "METRICS",
     "OPENAPI",
     "PRINCIPAL",
     "PRODUCER",
+    "RECORD_LIMIT",
     "SETTINGS",
     "WORKERS",
 ]
@@ -32,4 +37,8 @@ WORKERS = web.AppKey("workers", WorkerClient)
 AUTH = web.AppKey("auth", Authenticator)
 OPENAPI = web.AppKey("openapi", bytes)
 LIMITER = web.AppKey("limiter", RateLimiter)
+#: Failed authentications by source address (never by the client id they name).
+FAILURES = web.AppKey("auth_failures", RateLimiter)
+BODIES = web.AppKey("bodies", BodyBudget)
+RECORD_LIMIT = web.AppKey("record_limit", RecordLimit)
 PRINCIPAL = web.RequestKey("principal", Principal)

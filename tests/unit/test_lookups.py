@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 import gateway.lookups
 from deploystream.kafka.broker import free_port
@@ -14,6 +15,7 @@ from gateway.errors import ServiceUnavailable
 from gateway.lookups import LOOKUP_PATH, WorkerClient
 from gateway.settings import GatewaySettings
 
+SECRET = SecretStr("internal-secret-0123456789abcdef-0123")
 FOUND = {"deployment": {"displayName": "x"}, "properties": {}, "providerMetadata": None}
 
 
@@ -49,7 +51,9 @@ def found(_: int) -> web.Response:
 
 @asynccontextmanager
 async def client(*urls: str) -> AsyncIterator[WorkerClient]:
-    lookups = WorkerClient(GatewaySettings(worker_urls=list(urls), lookup_timeout_s=2))
+    lookups = WorkerClient(
+        GatewaySettings(worker_urls=list(urls), lookup_timeout_s=2, internal_secret=SECRET)
+    )
     await lookups.start()
     try:
         yield lookups
