@@ -10,39 +10,49 @@ from pydantic import ValidationError
 
 from streams.app import create_app
 from streams.errors import StreamsError
+from streams.internal_auth import check_secret
 from streams.settings import WorkerSettings
-from streams.topics import COMPACTED, ensure_topic
+from streams.topics import COMPACTED, DEAD_LETTER_HEADROOM_BYTES, ensure_topic, record_limit
 
 
 def main() -> int:
     """Build settings once, make sure the topics exist, then hand over to faust's Worker."""
     try:
-        settings = WorkerSettings()
+        settings = WorkerSettings.load()
     except ValidationError as exc:
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("streams").error("cannot start: %s", exc)
         return 2
+    unusable = check_secret(settings.internal_secret)
+    if unusable is not None:
+        logging.basicConfig(level=logging.INFO)
+        logging.getLogger("streams").error("cannot start: %s", unusable)
+        return 2
+    client = settings.librdkafka_config()
+    limit = record_limit(settings.max_record_bytes)
     try:
         ensure_topic(
-            settings.kafka_bootstrap,
+            client,
             settings.deployments_topic,
             settings.partitions,
             settings.replication_factor,
+            limit,
         )
         # The table's changelog is also the public state topic: created here, not by faust,
         # so that an existing topic of the wrong shape stops the worker instead of being used.
         ensure_topic(
-            settings.kafka_bootstrap,
+            client,
             settings.state_topic,
             settings.partitions,
             settings.replication_factor,
-            COMPACTED,
+            {**COMPACTED, **limit},
         )
         ensure_topic(
-            settings.kafka_bootstrap,
+            client,
             settings.dead_letter_topic,
             1,
             settings.replication_factor,
+            record_limit(settings.max_record_bytes + DEAD_LETTER_HEADROOM_BYTES),
             exact_partitions=False,
         )
     except StreamsError as exc:
@@ -56,7 +66,9 @@ def main() -> int:
 
 def build_worker(app: faust.App, settings: WorkerSettings) -> faust.Worker:
     """faust's Worker for ``app``, logging at the configured level."""
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    # debug=False whatever F_DEBUG/FAUST_DEBUG say: faust's debug mode opens an aiomonitor
+    # console (a Python prompt inside the worker) when aiomonitor is installed.
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, debug=False)
     # At warning level and above faust sets the root logger to DEBUG for its terminal
     # spinner, so every debug call in faust and aiokafka built a log record (about 5% of
     # the apply loop) for nothing: we run without a terminal.

@@ -12,8 +12,10 @@ from streams.deployments.tables import (
     create_table,
 )
 from streams.deployments.views import register_views
+from streams.kafka_security import faust_credentials
 from streams.metrics import WorkerMetrics
 from streams.settings import WorkerSettings
+from streams.topics import DEAD_LETTER_HEADROOM_BYTES
 from streams.web import register_health
 
 __all__ = ["create_app"]
@@ -23,7 +25,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
     """Build the faust app from settings alone (faust's own env lookups are not used)."""
     app = faust.App(
         settings.app_id,
+        # faust lets its own variables (APP_WEB_TABLES_ENABLED, WEB_BIND, BROKER_URL, ...)
+        # override what is passed here; an empty environment makes these settings final.
+        env={},
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         autodiscover=False,
         store="rocksdb://",
         datadir=str(settings.data_dir),
@@ -44,6 +50,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # One produce request per table write costs more CPU than the write itself.
         producer_linger=settings.changelog_linger_ms / 1000,
         producer_max_batch_size=256 * 1024,
+        # Records up to the record limit of our topics (dead letters carry a little more).
+        producer_max_request_size=settings.max_record_bytes + DEAD_LETTER_HEADROOM_BYTES,
         # The web server listens on worker_host only; peers reach it at advertised_url.
         web_bind=settings.worker_host,
         web_host=settings.worker_host,
@@ -74,8 +82,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    guard = ReplayGuard(app, settings.kafka_bootstrap, settings.deployments_topic, table, index)
+    guard = ReplayGuard(app, settings.librdkafka_config(), settings.deployments_topic, table, index)
     register_agents(app, topic, table, index, policy, metrics, dead_letters, guard)
-    register_views(app, table, metrics)
+    register_views(app, table, metrics, settings.internal_secret)
     register_health(app, table, metrics)
     return app
