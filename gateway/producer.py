@@ -3,7 +3,9 @@
 librdkafka delivers reports on whichever thread calls ``poll``; a dedicated thread polls and
 hands one result per batch back to the event loop, so a request costs one thread hop. Another
 thread asks Kafka for the topic's metadata every second: readiness and the partition count
-are read from its last answer, so no request ever waits on a blocking metadata call.
+are read from its last answer, so no request ever waits on a blocking metadata call. Losing
+every broker connection (librdkafka's error callback) or a failed check makes the gateway not
+ready at once; only a later successful check makes it ready again.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _too_large(error: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Metadata:
-    """The monitor's last successful look at the topic."""
+    """The monitor's last successful look at the topic (``at``: when that check began)."""
 
     at: float
     partitions: int
@@ -100,12 +102,24 @@ class EventProducer:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self._settings = settings
-        self._producer = Producer(producer_config(settings), logger=logger)
+        self._producer = Producer(
+            {**producer_config(settings), "error_cb": self._on_error}, logger=logger
+        )
         self._running = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._monitor = threading.Thread(target=self._watch, name="kafka-monitor", daemon=True)
         self._metadata: _Metadata | None = None
+        #: When Kafka was last seen unreachable: metadata from before then does not count.
+        self._down_at = 0.0
+
+    def _on_error(self, error: KafkaError) -> None:
+        # Called on the poll thread, as soon as librdkafka loses its last broker connection.
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._down_at = time.monotonic()
+            logger.warning("Kafka unreachable: %s", error)
+        else:
+            logger.debug("Kafka: %s", error)
 
     def start(self) -> None:
         """Start delivering reports and watching the topic."""
@@ -121,9 +135,11 @@ class EventProducer:
         while not self._stopping.is_set():
             started = time.monotonic()
             count = self._topic_partitions(_MONITOR_TIMEOUT_S)
+            # One reference assignment each: readers on the loop see the old or the new value.
             if count is not None:
-                # One reference assignment: readers on the loop see the old or the new value.
-                self._metadata = _Metadata(time.monotonic(), count)
+                self._metadata = _Metadata(started, count)
+            else:
+                self._down_at = time.monotonic()
             self._stopping.wait(max(0.0, _MONITOR_INTERVAL_S - (time.monotonic() - started)))
 
     def _topic_partitions(self, timeout: float) -> int | None:
@@ -189,18 +205,23 @@ class EventProducer:
             logger.warning("Kafka did not acknowledge %d events: %r", len(events), exc)
             raise self._unavailable() from exc
 
-    def partition_count(self) -> int:
-        """Partitions of the deployments topic, as the monitor last saw them (503 when it
-        never did or not lately)."""
+    def _current(self) -> _Metadata | None:
         metadata = self._metadata
-        if metadata is None or time.monotonic() - metadata.at > _READY_FOR_S:
+        if metadata is None or metadata.at <= self._down_at:
+            return None
+        return metadata if time.monotonic() - metadata.at <= _READY_FOR_S else None
+
+    def partition_count(self) -> int:
+        """Partitions of the deployments topic, as the monitor last saw them (503 when Kafka
+        is not reachable now)."""
+        metadata = self._current()
+        if metadata is None:
             raise self._unavailable()
         return metadata.partitions
 
     def ready(self) -> bool:
-        """True when the monitor reached the topic lately (never blocks)."""
-        metadata = self._metadata
-        return metadata is not None and time.monotonic() - metadata.at <= _READY_FOR_S
+        """True when the monitor's last check reached the topic, lately (never blocks)."""
+        return self._current() is not None
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is queued (up to ``timeout``), then stop the threads."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import handlers
+from gateway import handlers, oauth
 
 __all__ = ["API_PREFIXES", "setup_routes"]
 
@@ -27,7 +27,7 @@ def setup_routes(app: web.Application) -> None:
         )
         # deploystream extension: approvers record gating decisions (APPROVE_GATING scope).
         app.router.add_post(prefix + DEPLOYMENT + "/gating-decision", handlers.decide_gating)
-    app.router.add_post("/oauth/token", handlers.issue_token)
+    app.router.add_post("/oauth/token", oauth.issue_token)
     app.router.add_get("/openapi.json", handlers.openapi_document, allow_head=False)
     app.router.add_get("/healthz", handlers.healthz, allow_head=False)
     app.router.add_get("/readyz", handlers.readyz, allow_head=False)

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["BROKER_PRINCIPAL", "TlsFiles", "generate_tls"]
+from deploystream.kafka.security import BROKER_PRINCIPAL
 
-#: The principal the broker's certificate authenticates as (``User:CN=...`` in ACLs).
-BROKER_PRINCIPAL = "User:CN=deploystream-broker"
+__all__ = ["TlsFiles", "generate_tls"]
+
 _VALID_FOR = datetime.timedelta(days=2)
 
 

@@ -4,6 +4,8 @@ clients without the right credentials refused."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +23,13 @@ from confluent_kafka.admin import (
 )
 
 from deploystream.kafka.acls import service_acls
-from deploystream.kafka.broker import BrokerSecurity, LocalKafka, ensure_libs
+from deploystream.kafka.broker import LocalKafka, ensure_libs
+from deploystream.kafka.security import BrokerSecurity
 from deploystream.stack import Services, StackConfig, start_services
 from tests.e2e.conftest import API, SIGNING_KEY, secret_of, write_clients_file
 from tests.e2e.test_deployments_api import deployment
 
+LOG = logging.getLogger("refused-clients")
 USERS = {
     "admin": "admin-password-0123456789",
     "gateway": "gateway-password-0123456789",
@@ -122,9 +126,9 @@ def test_the_stack_writes_and_reads_over_sasl_ssl_with_least_privilege_acls(
     assert len(response.json()["acceptedDeployments"]) == 1
     path = f"{API}/pipelines/web/environments/prod/deployments/5"
     found = secure.http.get(path)
-    for _ in range(100):
-        if found.status_code == 200:
-            break
+    deadline = time.monotonic() + 60
+    while found.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
         found = secure.http.get(path)
     assert found.status_code == 200, found.text
     assert secure.http.get("/readyz").status_code == 200
@@ -132,7 +136,8 @@ def test_the_stack_writes_and_reads_over_sasl_ssl_with_least_privilege_acls(
 
 def failure_of(config: dict[str, str]) -> KafkaError:
     """The error a client with ``config`` gets asking the broker for metadata."""
-    admin = AdminClient({**config, "socket.connection.setup.timeout.ms": 3000})
+    # librdkafka's complaints go to logging (captured), not to the terminal.
+    admin = AdminClient({**config, "socket.connection.setup.timeout.ms": 3000, "logger": LOG})
     with pytest.raises(KafkaException) as raised:
         admin.list_topics(timeout=5)
     return raised.value.args[0]
@@ -141,7 +146,9 @@ def failure_of(config: dict[str, str]) -> KafkaError:
 def test_a_plaintext_client_is_refused(secure: SecureStack) -> None:
     error = failure_of({"bootstrap.servers": secure.broker.bootstrap})
     assert error.code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT), error
-    producer = Producer({"bootstrap.servers": secure.broker.bootstrap, "message.timeout.ms": 3000})
+    producer = Producer(
+        {"bootstrap.servers": secure.broker.bootstrap, "message.timeout.ms": 3000, "logger": LOG}
+    )
     reports: list[KafkaError | None] = []
     producer.produce("secure-deployments", b"v", on_delivery=lambda e, _m: reports.append(e))
     producer.flush(10)
