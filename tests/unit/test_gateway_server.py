@@ -162,3 +162,17 @@ async def test_readiness_never_waits_for_kafka() -> None:
             producer.partition_count()
     finally:
         producer.close(0.1)
+
+
+def test_the_gateway_does_not_start_without_the_internal_secret() -> None:
+    from gateway.app import create_app  # noqa: PLC0415
+    from gateway.errors import GatewayError  # noqa: PLC0415
+
+    settings = GatewaySettings(dev_mode=True, dev_secret=SecretStr("d" * 40))
+    with pytest.raises(GatewayError, match="DEPLOYSTREAM_INTERNAL_SECRET"):
+        create_app(settings)
+    short = GatewaySettings(
+        dev_mode=True, dev_secret=SecretStr("d" * 40), internal_secret=SecretStr("s" * 31)
+    )
+    with pytest.raises(GatewayError, match="32"):
+        create_app(short)

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 import gateway.lookups
 from deploystream.kafka.broker import free_port
 from gateway.errors import ServiceUnavailable
-from gateway.lookups import LOOKUP_PATH, WorkerClient
+from gateway.lookups import INTERNAL_SECRET_HEADER, LOOKUP_PATH, WorkerClient
 from gateway.settings import GatewaySettings
 
 SECRET = SecretStr("internal-secret-0123456789abcdef-0123")
@@ -103,3 +103,24 @@ async def test_lookup_gives_up_with_503_and_retry_after_when_no_worker_answers(
     assert raised.value.status == 503
     assert raised.value.headers["Retry-After"] == "5"
     assert len(hits) > 1, "should have retried within the budget"
+
+
+async def test_every_lookup_presents_the_internal_secret() -> None:
+    seen: list[str | None] = []
+
+    async def lookup(request: web.Request) -> web.Response:
+        seen.append(request.headers.get(INTERNAL_SECRET_HEADER))
+        return found(0)
+
+    app = web.Application()
+    app.router.add_get(LOOKUP_PATH, lookup)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with client(f"http://127.0.0.1:{port}") as lookups:
+            assert await lookups.get(b"key") == FOUND
+    finally:
+        await runner.cleanup()
+    assert seen == [SECRET.get_secret_value()]

@@ -110,3 +110,9 @@ def test_a_worker_without_the_internal_secret_refuses_to_start(tmp_path: Path) -
     )
     assert done.returncode == 2
     assert "DEPLOYSTREAM_INTERNAL_SECRET" in done.stderr
+
+
+def test_gateway_and_worker_name_the_same_header() -> None:
+    from gateway.lookups import INTERNAL_SECRET_HEADER as SENT  # noqa: PLC0415
+
+    assert SENT == INTERNAL_SECRET_HEADER
