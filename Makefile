@@ -5,19 +5,34 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 CHAOS_ARGS ?=
+# Locked dependencies with hashes (uv pip compile); `make lock` regenerates them.
+LOCK := requirements/dev.lock
+RUNTIME_LOCK := requirements/runtime.lock
+LOCK_ARGS ?=
+COMPILE := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: help install kafka-jars registry-app browser run test test-unit test-integration test-e2e chaos lint format clean
+.PHONY: help install lock kafka-jars registry-app browser run test test-unit test-integration test-e2e chaos lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every package comes from the lock, hash-checked; the project itself is then installed
+# without dependencies and built with the locked setuptools (no build isolation, which would
+# fetch an unpinned one).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with dev extras
+install: $(STAMP)  ## create .venv and install the locked dependencies and the project
+
+lock:  ## regenerate requirements/*.lock after changing dependencies (LOCK_ARGS=--upgrade for newer)
+	test -x $(BIN)/uv || $(MAKE) install
+	$(COMPILE) --extra dev -o $(LOCK) pyproject.toml requirements/build.in
+	$(COMPILE) -c $(LOCK) -o $(RUNTIME_LOCK) pyproject.toml requirements/build.in
 
 kafka-jars: install  ## fetch the Kafka broker jars from Maven Central once (cached in .cache/kafka)
 	$(BIN)/python -c 'from deploystream.kafka.broker import ensure_libs; print(ensure_libs())'

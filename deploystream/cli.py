@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 import signal
 import sys
 import threading
@@ -15,7 +13,9 @@ from types import FrameType
 import click
 import httpx
 
+from deploystream.credentials import DEV_CLIENT, compose_secrets, development_credentials
 from deploystream.issues import issues
+from deploystream.kafka.acls import kafka_acls_commands, service_acls
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
 from deploystream.load import load
@@ -23,7 +23,7 @@ from deploystream.migrate import frame_topics_command
 from deploystream.registry.provision import provide_registry
 from deploystream.stack import StackConfig, start_services
 from deploystream.tail import tail
-from gateway.clients import development_clients_yaml, hash_secret, new_secret
+from gateway.clients import hash_secret, new_secret
 
 __all__ = ["main"]
 
@@ -45,29 +45,6 @@ SAMPLE = {
         }
     ]
 }
-
-
-DEV_CLIENT = "dev"
-
-
-def _private_file(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content)
-    path.chmod(0o600)
-
-
-def _development_credentials(var_dir: Path) -> tuple[dict[str, str], str]:
-    """A clients file with the development client and a token signing key, both under
-    ``var_dir`` (mode 0600); the secret is DEPLOYSTREAM_DEV_SECRET or a fresh random one."""
-    secret = os.environ.get("DEPLOYSTREAM_DEV_SECRET") or new_secret()
-    clients = var_dir / "clients.yaml"
-    _private_file(clients, development_clients_yaml(DEV_CLIENT, secret))
-    _private_file(var_dir / "dev-client.json", json.dumps({"id": DEV_CLIENT, "secret": secret}))
-    env = {
-        "DEPLOYSTREAM_CLIENTS_FILE": str(clients),
-        "DEPLOYSTREAM_TOKEN_SIGNING_KEY": secrets.token_urlsafe(48),
-    }
-    return env, secret
 
 
 #: How long `run` waits for each service to stop before it kills it: above the worker's own
@@ -125,7 +102,7 @@ def run(
     SIGTERM."""
     stop = _stop_on_signals()
     var_dir = var_dir.resolve()
-    credentials, secret = _development_credentials(var_dir)
+    credentials, secret = development_credentials(var_dir)
     with (
         provide_broker(port=kafka_port, work_dir=var_dir / "kafka") as broker,
         provide_registry(
@@ -223,6 +200,44 @@ def secret() -> None:
     """Generate a client secret / API token and the hash to put in the clients file."""
     value = new_secret()
     click.echo(f"secret: {value}\nhash:   {hash_secret(value)}")
+
+
+@main.command("compose-secrets")
+@click.argument("folder", type=click.Path(path_type=Path))
+def compose_secrets_command(folder: Path) -> None:
+    """Create the secrets of a compose installation under FOLDER once (existing ones are kept);
+    prints file names, never their contents."""
+    for path in compose_secrets(folder):
+        click.echo(str(path))
+
+
+@main.command("kafka-acls")
+@click.option("--gateway-user", default="deploystream-gateway", show_default=True)
+@click.option("--worker-user", default="deploystream-worker", show_default=True)
+@click.option("--deployments-topic", default="deployments", show_default=True)
+@click.option("--state-topic", default="deployments-state", show_default=True)
+@click.option("--dead-letter-topic", default="deployments-dead-letter", show_default=True)
+@click.option("--app-id", default="deploystream", show_default=True)
+@click.option("--bootstrap", default="BROKER:9093", show_default=True)
+def kafka_acls(
+    gateway_user: str,
+    worker_user: str,
+    deployments_topic: str,
+    state_topic: str,
+    dead_letter_topic: str,
+    app_id: str,
+    bootstrap: str,
+) -> None:
+    """Print the kafka-acls.sh commands granting the services exactly what they need."""
+    acls = service_acls(
+        gateway_user,
+        worker_user,
+        deployments_topic=deployments_topic,
+        state_topic=state_topic,
+        dead_letter_topic=dead_letter_topic,
+        app_id=app_id,
+    )
+    click.echo(kafka_acls_commands(acls, bootstrap))
 
 
 @main.command()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from deploystream.kafka.broker import die_with_parent, free_port
-from streams.topics import ensure_topic
+from streams.settings import WorkerSettings
+from streams.topics import ensure_topic, record_limit
 
 __all__ = [
     "ServiceProcess",
@@ -128,6 +130,11 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: Workers join their group as static members (DEPLOYSTREAM_GROUP_INSTANCE_ID).
     static_membership: bool = True
+    #: Variables of the workers only and of the gateway only (e.g. each its own Kafka user).
+    worker_env: dict[str, str] = field(default_factory=dict)
+    gateway_env: dict[str, str] = field(default_factory=dict)
+    #: The secret the gateway presents to the workers: a fresh one per stack.
+    internal_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
     @classmethod
     def in_folder(
@@ -166,8 +173,20 @@ class StackConfig:
             "DEPLOYSTREAM_DEAD_LETTER_TOPIC": f"{self.topic}-dead-letter",
             "DEPLOYSTREAM_PARTITIONS": str(self.partitions),
             "DEPLOYSTREAM_APP_ID": self.app_id,
+            "DEPLOYSTREAM_INTERNAL_SECRET": self.internal_secret,
             **self.extra_env,
         }
+
+    def kafka_settings(self) -> WorkerSettings:
+        """The Kafka settings (bootstrap, security, record limit) the workers of this stack
+        read, for the stack's own Kafka clients."""
+        names = ("DEPLOYSTREAM_KAFKA_", "DEPLOYSTREAM_MAX_RECORD_BYTES")
+        values = {
+            key.removeprefix("DEPLOYSTREAM_").lower(): value
+            for key, value in {**self.common_env(), **self.worker_env}.items()
+            if key.startswith(names)
+        }
+        return WorkerSettings.model_validate(values)
 
 
 def worker_process(config: StackConfig, index: int = 0, name: str | None = None) -> ServiceProcess:
@@ -179,6 +198,7 @@ def worker_process(config: StackConfig, index: int = 0, name: str | None = None)
         **config.common_env(),
         "DEPLOYSTREAM_WORKER_PORT": str(port),
         "DEPLOYSTREAM_DATA_DIR": str(config.data_dir / f"worker-{index}"),
+        **config.worker_env,
     }
     if config.static_membership:
         # Stable across restarts of this worker, unique within the stack.
@@ -199,6 +219,7 @@ def gateway_process(config: StackConfig, name: str = "gateway") -> ServiceProces
         **config.common_env(),
         "DEPLOYSTREAM_GATEWAY_PORT": str(config.gateway_port),
         "DEPLOYSTREAM_WORKER_URLS": json.dumps(urls),
+        **config.gateway_env,
     }
     return ServiceProcess(
         name,
@@ -256,7 +277,14 @@ def start_services(
     each log is logged (the services' own output says why) and the error re-raised: a
     caller never has to clean up a half-started stack.
     """
-    ensure_topic(config.bootstrap, config.topic, config.partitions, 1)
+    settings = config.kafka_settings()
+    ensure_topic(
+        settings.librdkafka_config(),
+        config.topic,
+        config.partitions,
+        1,
+        record_limit(settings.max_record_bytes),
+    )
     services: list[ServiceProcess] = []
     try:
         workers = [worker_process(config, index) for index in range(len(config.worker_ports))]

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
-from aiohttp import web
+from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.errors import GatewayError
-from gateway.keys import SCHEMAS
+from gateway.keys import METRICS, SCHEMAS
+from gateway.server import serve
 from gateway.settings import GatewaySettings
 
 
 def main() -> int:
-    """Build settings once, then run the app; SIGTERM drains in-flight requests."""
+    """Build settings once, then serve; SIGTERM drains in-flight requests."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = GatewaySettings()
+    log = logging.getLogger("gateway")
     try:
+        settings = GatewaySettings.load()
         app = create_app(settings)
-    except GatewayError as exc:
-        logging.getLogger("gateway").error("cannot start: %s", exc)
+    except (GatewayError, ValidationError) as exc:
+        log.error("cannot start: %s", exc)
         return 2
-    web.run_app(
-        app,
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        shutdown_timeout=settings.produce_timeout_s + 5,
-        access_log=None,
-        print=None,
-    )
+    asyncio.run(serve(app, settings, app[METRICS]))
     # A schema the registry refused stopped the gateway: not a clean exit.
     return 2 if app[SCHEMAS].refused else 0
 

@@ -12,20 +12,25 @@ import yaml
 from aiohttp import web
 
 from gateway.auth import Authenticator
+from gateway.bodies import BodyBudget
 from gateway.issues.replica import IssueReplica
 from gateway.keys import (
     AUTH,
+    BODIES,
+    FAILURES,
     ISSUES,
     LIMITER,
     METRICS,
     OPENAPI,
     PRODUCER,
     QUERIES,
+    RECORD_LIMIT,
     SCHEMAS,
     SETTINGS,
     STREAMS,
     WORKERS,
 )
+from gateway.limits import RecordLimit
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import auth_middleware, error_middleware
@@ -33,6 +38,7 @@ from gateway.producer import EventProducer
 from gateway.query.client import QueryClient
 from gateway.query.feed import ChangeStreams
 from gateway.ratelimit import RateLimiter
+from gateway.reload import watch_clients
 from gateway.routes import setup_routes
 from gateway.schemas import SchemaRegistration
 from gateway.settings import GatewaySettings
@@ -68,9 +74,8 @@ async def _schemas(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
-    client = WorkerClient(app[SETTINGS])
+    client = app[WORKERS]
     await client.start()
-    app[WORKERS] = client
     queries = QueryClient(app[SETTINGS], _partition_count(app))
     await queries.start()
     app[QUERIES] = queries
@@ -97,8 +102,9 @@ async def _end_streams(app: web.Application) -> None:
 
 
 def _partition_count(app: web.Application) -> Callable[[], int]:
-    """The deployments topic's partition count (blocking), asked once: it never changes (the
-    workers refuse to run on a topic whose count is not theirs)."""
+    """The deployments topic's partition count, kept once known: it never changes (the
+    workers refuse to run on a topic whose count is not theirs). 503 while Kafka was never
+    seen."""
     known: list[int] = []
 
     def count() -> int:
@@ -117,7 +123,7 @@ def openapi_json() -> bytes:
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """Build the gateway; schema registration, Kafka and worker clients start with the app
-    and stop with it."""
+    and stop with it. Raises GatewayError when the settings cannot work (missing secrets)."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
         # The submit handler enforces its own limit before parsing; this caps everything else.
@@ -127,7 +133,17 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[METRICS] = GatewayMetrics()
     app[SCHEMAS] = SchemaRegistration(settings)
     app[AUTH] = Authenticator(settings)
-    app[LIMITER] = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app[WORKERS] = WorkerClient(settings)
+    app[LIMITER] = RateLimiter(
+        settings.rate_limit_per_s, settings.rate_limit_burst, max_keys=settings.rate_limit_max_keys
+    )
+    app[FAILURES] = RateLimiter(
+        settings.auth_failure_rate_per_s,
+        settings.auth_failure_burst,
+        max_keys=settings.rate_limit_max_keys,
+    )
+    app[BODIES] = BodyBudget(settings.max_inflight_body_bytes, settings.retry_after_s)
+    app[RECORD_LIMIT] = RecordLimit(settings.max_record_bytes, settings.jira_base_url)
     app[OPENAPI] = openapi_json()
     app.cleanup_ctx.append(_schemas)
     app.cleanup_ctx.append(_kafka)
@@ -135,5 +151,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.append(_workers)
     app.cleanup_ctx.append(_streams)
     app.on_shutdown.append(_end_streams)
+    app.cleanup_ctx.append(watch_clients)
     setup_routes(app)
     return app

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import logging
 import secrets
 import time
 import uuid
@@ -30,8 +29,6 @@ from gateway.errors import Unauthorized
 from gateway.settings import GatewaySettings
 
 __all__ = ["Authenticator", "Principal", "query_string_hash", "required_scope", "requires"]
-
-logger = logging.getLogger(__name__)
 
 TOKEN_ISSUER = "deploystream"  # noqa: S105 (a name, not a secret)
 TOKEN_AUDIENCE = "deploystream-api"  # noqa: S105
@@ -118,21 +115,19 @@ class Authenticator:
     def __init__(self, settings: GatewaySettings) -> None:
         self._leeway = settings.jwt_leeway_s
         self._ttl = settings.token_ttl_s
+        self._max_lifetime = settings.jwt_max_lifetime_s
+        self.clients_file = settings.clients_file
         if settings.clients_file is not None:
             self.registry = ClientRegistry.from_file(settings.clients_file)
         elif settings.dev_mode:
-            secret = (
-                settings.dev_secret.get_secret_value()
-                if settings.dev_secret
-                else secrets.token_urlsafe(32)
-            )
             if settings.dev_secret is None:
-                logger.warning(
-                    "development client %r has the random secret %s",
-                    settings.dev_client_id,
-                    secret,
-                )
-            self.registry = ClientRegistry.development(settings.dev_client_id, secret)
+                # A random secret would have to be shown to be of use, and a log line is no
+                # place for a credential.
+                msg = "DEPLOYSTREAM_DEV_MODE needs DEPLOYSTREAM_DEV_SECRET (32+ characters)"
+                raise ClientsFileError(msg)
+            self.registry = ClientRegistry.development(
+                settings.dev_client_id, settings.dev_secret.get_secret_value()
+            )
         else:
             msg = (
                 "DEPLOYSTREAM_CLIENTS_FILE is required (or DEPLOYSTREAM_DEV_MODE=true for a "
@@ -149,6 +144,13 @@ class Authenticator:
         if len(self._signing_key) < 32:
             msg = "DEPLOYSTREAM_TOKEN_SIGNING_KEY must be at least 32 characters"
             raise ClientsFileError(msg)
+
+    def reload(self) -> None:
+        """Read the clients file again; on any error the clients in use stay (and the error
+        is raised). Requests after this use the new clients: a removed client's credentials
+        and access tokens stop working at once."""
+        if self.clients_file is not None:
+            self.registry = ClientRegistry.from_file(self.clients_file)
 
     # -- authentication -------------------------------------------------------------------
 
@@ -249,6 +251,15 @@ class Authenticator:
             raise Unauthorized from exc
         if client is None or client.shared_secret is None:
             raise Unauthorized
+        lifetime = int(verified["exp"]) - int(verified["iat"])
+        if lifetime > self._max_lifetime:
+            # Connect tokens are minted per request; a long-lived one is a stolen or
+            # misissued credential waiting to be replayed.
+            msg = (
+                f"Unauthorized: the JWT's lifetime (exp - iat) is {lifetime} s, "
+                f"over the {self._max_lifetime} s allowed."
+            )
+            raise Unauthorized(msg)
         expected = query_string_hash(method, raw_path, query)
         if not secrets.compare_digest(str(verified["qsh"]), expected):
             msg = "Unauthorized: the JWT's qsh does not match this request."

@@ -16,6 +16,7 @@ __all__ = [
     "NotFound",
     "OAuthError",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
@@ -37,6 +38,8 @@ class HTTPError(GatewayError):
     status: int = 500
     default_message: ClassVar[str] = "An unknown error has occurred."
     default_headers: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: Close the connection after answering (the client is not to be trusted with it).
+    close_connection: ClassVar[bool] = False
 
     def __init__(self, *messages: str, headers: Mapping[str, str] | None = None) -> None:
         self.messages: Sequence[str] = messages or (self.default_message,)
@@ -114,6 +117,14 @@ class PayloadTooLarge(HTTPError):
 
     status = 413
     default_message = "Data is too large. Submit fewer deployments in each payload."
+
+
+class RequestTimeout(HTTPError):
+    """The body did not arrive in time; the connection is closed after the answer."""
+
+    status = 408
+    default_message = "The request body did not arrive in time."
+    close_connection = True
 
 
 class UnsupportedMediaType(HTTPError):

@@ -5,26 +5,22 @@ Handlers only raise HTTP errors; the middleware renders them.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import time
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl
 
 import msgspec
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway import bodies
 from gateway.auth import requires
 from gateway.clients import Scope
 from gateway.errors import (
     BadRequest,
     Conflict,
+    KafkaUnavailable,
     NotFound,
-    OAuthError,
-    PayloadTooLarge,
-    TooManyRequests,
     UnsupportedMediaType,
 )
 from gateway.events import (
@@ -37,18 +33,23 @@ from gateway.events import (
 from gateway.formats import int64_of
 from gateway.issues.check import check_submission
 from gateway.keys import (
-    AUTH,
+    BODIES,
     ISSUES,
-    LIMITER,
     METRICS,
     OPENAPI,
     PRINCIPAL,
     PRODUCER,
+    RECORD_LIMIT,
     SCHEMAS,
     SETTINGS,
     WORKERS,
 )
-from gateway.validation import parse_submission, reject_duplicate_keys
+from gateway.validation import (
+    DeploymentKey,
+    ItemRejected,
+    parse_submission,
+    reject_duplicate_keys,
+)
 
 __all__ = [
     "decide_gating",
@@ -57,7 +58,7 @@ __all__ = [
     "get_deployment",
     "get_gating_status",
     "healthz",
-    "issue_token",
+    "json_response",
     "metrics",
     "openapi_document",
     "readyz",
@@ -74,20 +75,11 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The body, refusing anything over ``limit`` bytes before it is parsed."""
-    if request.content_length is not None and request.content_length > limit:
-        msg = f"Request body of {request.content_length} bytes exceeds the {limit}-byte limit."
-        raise PayloadTooLarge(msg)
-    # read(n) returns what has arrived, up to n bytes: keep reading until the end of the body.
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            msg = f"Request body exceeds the {limit}-byte limit."
-            raise PayloadTooLarge(msg)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, at most ``limit`` bytes, within the body timeout and the body budget."""
+    app = request.app
+    return await bodies.read_body(
+        request, limit, budget=app[BODIES], timeout_s=app[SETTINGS].body_timeout_s
+    )
 
 
 def parse_long(text: str, name: str) -> int:
@@ -124,20 +116,30 @@ async def submit_deployments(request: web.Request) -> web.Response:
     command = parse_submission(body, max_deployments=settings.max_deployments)
     if request[PRINCIPAL].issue_registry:
         command = check_submission(app[ISSUES], tenant, command, settings.retry_after_s)
-    codecs = app[SCHEMAS].codecs()
-    events = [
-        deployment_submitted(codecs, tenant, d, command.properties, command.provider_metadata)
-        for d in command.deployments
-    ]
+    codecs, limit = app[SCHEMAS].codecs(), app[RECORD_LIMIT]
+    accepted, events = [], []
+    rejected = list(command.rejected)
+    for d in command.deployments:
+        event = deployment_submitted(
+            codecs, tenant, d, command.properties, command.provider_metadata
+        )
+        assert event.key is not None
+        too_large = limit.over(d, event.key, event.value)
+        if too_large is None:
+            accepted.append(d)
+            events.append(event)
+        else:
+            key = DeploymentKey(d.pipeline.id, d.environment.id, d.deploymentSequenceNumber)
+            rejected.append(ItemRejected(key, (too_large,)))
     started = time.perf_counter()
     try:
         await app[PRODUCER].send(settings.deployments_topic, events)
-    except Exception:
+    except KafkaUnavailable:
         metrics.kafka_unavailable.inc()
         raise
     metrics.produce_seconds.observe(time.perf_counter() - started)
-    metrics.deployments.labels("accepted").inc(len(command.deployments))
-    metrics.deployments.labels("rejected").inc(len(command.rejected))
+    metrics.deployments.labels("accepted").inc(len(accepted))
+    metrics.deployments.labels("rejected").inc(len(rejected))
     return json_response(
         {
             "acceptedDeployments": [
@@ -146,11 +148,11 @@ async def submit_deployments(request: web.Request) -> web.Response:
                     "environmentId": d.environment.id,
                     "deploymentSequenceNumber": d.deploymentSequenceNumber,
                 }
-                for d in command.deployments
+                for d in accepted
             ],
             "rejectedDeployments": [
                 {"key": r.key.as_json(), "errors": [{"message": m} for m in r.errors]}
-                for r in command.rejected
+                for r in rejected
             ],
             "unknownIssueKeys": list(command.unknown_issue_keys),
             "unknownAssociations": list(command.unknown_associations),
@@ -195,71 +197,6 @@ async def delete_deployment(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-FORM = "application/x-www-form-urlencoded"
-
-
-async def _token_request(request: web.Request) -> dict[str, str]:
-    body = await read_body(request, 16 * 1024)
-    if request.content_type == JSON:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise OAuthError("invalid_request", "The body is not valid JSON.") from exc
-        if not isinstance(data, dict):
-            raise OAuthError("invalid_request", "The body must be a JSON object.")
-        try:
-            reject_duplicate_keys(body.decode("utf-8"))
-        except (BadRequest, UnicodeDecodeError) as exc:
-            raise OAuthError("invalid_request", "Each parameter may be given once.") from exc
-        return {str(k): v for k, v in data.items() if isinstance(v, str)}
-    if request.content_type == FORM:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise OAuthError("invalid_request", "The body is not UTF-8.") from exc
-        pairs = parse_qsl(text, keep_blank_values=True)
-        form = dict(pairs)
-        if len(form) != len(pairs):
-            raise OAuthError("invalid_request", "Each parameter may be given once.")
-        return form
-    raise OAuthError("invalid_request", f"Send the token request as {JSON} or {FORM}.")
-
-
-async def issue_token(request: web.Request) -> web.Response:
-    """``POST /oauth/token``: OAuth 2.0 client credentials → a short-lived access token."""
-    app = request.app
-    form = await _token_request(request)
-    client_id, client_secret = form.get("client_id"), form.get("client_secret")
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("basic ") and client_id is None:
-        # client_secret_basic (RFC 6749 section 2.3.1)
-        try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise OAuthError("invalid_client", "Client authentication failed.", status=401) from exc
-        client_id, _, client_secret = decoded.partition(":")
-    if form.get("grant_type") != "client_credentials":
-        raise OAuthError("unsupported_grant_type", "grant_type must be client_credentials.")
-    if not client_id or not client_secret:
-        raise OAuthError("invalid_request", "client_id and client_secret are required.")
-    verdict = app[LIMITER].take(f"token:{client_id}")
-    if not verdict.allowed:
-        raise TooManyRequests(headers=verdict.headers())
-    client = app[AUTH].client_credentials(client_id, client_secret)
-    if client is None:
-        raise OAuthError("invalid_client", "Client authentication failed.", status=401)
-    requested = form.get("scope", "").split()
-    try:
-        scopes = frozenset(Scope.parse(name) for name in requested) or client.scopes
-    except ValueError as exc:
-        raise OAuthError("invalid_scope", str(exc)) from exc
-    if not scopes <= client.scopes:
-        raise OAuthError("invalid_scope", "The client is not allowed the requested scope.")
-    response = json_response(app[AUTH].issue_token(client, scopes))
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 async def openapi_document(request: web.Request) -> web.Response:
     """The OpenAPI document of this gateway."""
     return web.Response(body=request.app[OPENAPI], content_type=JSON)
@@ -272,11 +209,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the schemas are registered, Kafka answers metadata requests for the
-    deployments topic and the issue registry was read to its end once (its freshness is in
-    the body); when not, ``reason`` says what the gateway waits for."""
-    producer, schemas = request.app[PRODUCER], request.app[SCHEMAS]
-    kafka = await asyncio.get_running_loop().run_in_executor(None, producer.healthy)
+    """Ready when the schemas are registered, Kafka answered a metadata request for the
+    deployments topic lately (the producer's monitor thread asks: a probe never waits for
+    Kafka) and the issue registry was read to its end once (its freshness is in the body);
+    when not, ``reason`` says what the gateway waits for."""
+    schemas = request.app[SCHEMAS]
+    kafka = request.app[PRODUCER].ready()
     issues = request.app[ISSUES].freshness()
     ready = kafka and schemas.ready and issues["caughtUp"]
     body: dict[str, Any] = {
@@ -311,6 +249,9 @@ async def delete_by_properties(request: web.Request) -> web.Response:
     properties: dict[str, str] = {}
     usn: int | None = None
     for name, value in request.query.items():
+        if name == "jwt":
+            # A Connect token in the query: outside the qsh it is signed with, so never data.
+            continue
         if name == "_updateSequenceNumber":
             usn = parse_long(value, "_updateSequenceNumber")
         elif not name or name.startswith("_") or ":" in name:
@@ -328,7 +269,7 @@ async def delete_by_properties(request: web.Request) -> web.Response:
         msg = "At least one property query parameter is required (e.g. ?accountId=account-123)."
         raise BadRequest(msg)
     producer = app[PRODUCER]
-    partitions = await asyncio.get_running_loop().run_in_executor(None, producer.partition_count)
+    partitions = producer.partition_count()
     events = deployments_deleted_by_properties(
         app[SCHEMAS].codecs(), request[PRINCIPAL].tenant, properties, usn, partitions
     )

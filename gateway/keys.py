@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import Authenticator, Principal
+from gateway.bodies import BodyBudget
 from gateway.issues.replica import IssueReplica
+from gateway.limits import RecordLimit
 from gateway.lookups import WorkerClient
 from gateway.metrics import GatewayMetrics
 from gateway.producer import EventProducer
@@ -17,6 +19,8 @@ from gateway.settings import GatewaySettings
 
 __all__ = [
     "AUTH",
+    "BODIES",
+    "FAILURES",
     "ISSUES",
     "LIMITER",
     "METRICS",
@@ -24,6 +28,7 @@ __all__ = [
     "PRINCIPAL",
     "PRODUCER",
     "QUERIES",
+    "RECORD_LIMIT",
     "SCHEMAS",
     "SETTINGS",
     "STREAMS",
@@ -41,4 +46,8 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 ISSUES = web.AppKey("issues", IssueReplica)
 QUERIES = web.AppKey("queries", QueryClient)
 STREAMS = web.AppKey("streams", ChangeStreams)
+#: Failed authentications by source address (never by the client id they name).
+FAILURES = web.AppKey("auth_failures", RateLimiter)
+BODIES = web.AppKey("bodies", BodyBudget)
+RECORD_LIMIT = web.AppKey("record_limit", RecordLimit)
 PRINCIPAL = web.RequestKey("principal", Principal)

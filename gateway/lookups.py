@@ -17,14 +17,16 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.errors import ServiceUnavailable
+from gateway.errors import GatewayError, ServiceUnavailable
 from gateway.settings import GatewaySettings
 
-__all__ = ["RETRY_BUDGET_S", "WorkerClient"]
+__all__ = ["INTERNAL_SECRET_HEADER", "RETRY_BUDGET_S", "WorkerClient", "internal_headers"]
 
 logger = logging.getLogger(__name__)
 
 LOOKUP_PATH = "/internal/deployments"
+#: Carries DEPLOYSTREAM_INTERNAL_SECRET: workers answer /internal/... calls only with it.
+INTERNAL_SECRET_HEADER = "X-Deploystream-Internal-Secret"  # noqa: S105 (a header name)
 #: How long one lookup may keep retrying. A rebalance with warm standbys is over in a few
 #: seconds (tests/e2e/test_multi_worker.py); a dead worker's keys stay unanswerable until the
 #: consumer-group session timeout expires, which no sensible HTTP wait covers: that is a 503
@@ -36,10 +38,20 @@ _MAX_DELAY_S = 1.0
 _CONNECT_TIMEOUT_S = 1.0
 
 
+def internal_headers(settings: GatewaySettings) -> dict[str, str]:
+    """The header every call to a worker carries; refuses to start without a usable secret."""
+    secret = settings.internal_secret
+    if secret is None or len(secret.get_secret_value()) < 32:
+        msg = "DEPLOYSTREAM_INTERNAL_SECRET (32+ characters, the workers' too) is required"
+        raise GatewayError(msg)
+    return {INTERNAL_SECRET_HEADER: secret.get_secret_value()}
+
+
 class WorkerClient:
     """HTTP client of the worker lookup view."""
 
     def __init__(self, settings: GatewaySettings) -> None:
+        self._headers = internal_headers(settings)
         self._urls = [u.rstrip("/") for u in settings.worker_urls]
         self._timeout = aiohttp.ClientTimeout(
             total=settings.lookup_timeout_s,
@@ -53,7 +65,7 @@ class WorkerClient:
 
     async def start(self) -> None:
         """Open the connection pool."""
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
 
     async def close(self) -> None:
         """Close the connection pool."""

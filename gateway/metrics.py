@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["GatewayMetrics"]
 
@@ -29,6 +29,22 @@ class GatewayMetrics:
             "Time from produce to the broker's acknowledgement of a request's events.",
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.connections = Gauge(
+            "deploystream_gateway_connections",
+            "Open client connections.",
+            registry=self.registry,
+        )
+        self.connections_refused = Counter(
+            "deploystream_gateway_connections_refused",
+            "Connections answered 503 and closed because DEPLOYSTREAM_MAX_CONNECTIONS were open.",
+            registry=self.registry,
+        )
+        self.clients_reloads = Counter(
+            "deploystream_gateway_clients_reloads",
+            "Reloads of the clients file by outcome (loaded, invalid).",
+            ["outcome"],
+            registry=self.registry,
         )
         self.kafka_unavailable = Counter(
             "deploystream_gateway_kafka_unavailable",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import handlers
+from gateway import handlers, oauth
 from gateway.issues import webhook
 from gateway.query import changes
 from gateway.query import handlers as queries
@@ -47,7 +47,7 @@ def setup_routes(app: web.Application) -> None:
         get(prefix + "/changes", changes.changes, allow_head=False)
     # deploystream extension: Jira's issue webhooks feed the issue registry (signed, per tenant).
     app.router.add_post("/rest/deploystream/1/jira-webhook/{tenant}", webhook.receive_jira_webhook)
-    app.router.add_post("/oauth/token", handlers.issue_token)
+    app.router.add_post("/oauth/token", oauth.issue_token)
     # Where tools that start from the site URL discover the cloudId of the OAuth URL form.
     app.router.add_get("/_edge/tenant_info", handlers.tenant_info, allow_head=False)
     app.router.add_get("/openapi.json", handlers.openapi_document, allow_head=False)

@@ -13,9 +13,11 @@ from streams.deployments.query_views import register_query_views
 from streams.deployments.tables import create_index, create_table
 from streams.deployments.views import register_views
 from streams.deployments.writer import ChangelogWriter, changelog_producer_config
+from streams.kafka_security import faust_credentials
 from streams.metrics import WorkerMetrics
 from streams.registration import WorkerCodecs
 from streams.settings import WorkerSettings
+from streams.topics import DEAD_LETTER_HEADROOM_BYTES
 from streams.web import register_health
 
 __all__ = ["create_app"]
@@ -29,7 +31,11 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
     lookups are not used)."""
     app = faust.App(
         settings.app_id,
+        # faust lets its own variables (APP_WEB_TABLES_ENABLED, WEB_BIND, BROKER_URL, ...)
+        # override what is passed here; an empty environment makes these settings final.
+        env={},
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         autodiscover=False,
         store="rocksdb://",
         datadir=str(settings.data_dir),
@@ -79,7 +85,7 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
     index = create_index(app, settings, codecs.index)
     policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
     stored = codecs.state
-    guard = ReplayGuard(app, settings.kafka_bootstrap, settings.deployments_topic, table, index)
+    guard = ReplayGuard(app, settings.librdkafka_config(), settings.deployments_topic, table, index)
     agent = DeploymentAgent(
         app,
         intake,
@@ -87,7 +93,10 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
         guard,
         DeploymentApplier(policy, metrics),
         ChangelogWriter(
-            changelog_producer_config(settings.librdkafka_config(), settings.max_record_bytes),
+            changelog_producer_config(
+                settings.librdkafka_config(),
+                settings.max_record_bytes + DEAD_LETTER_HEADROOM_BYTES,
+            ),
             stopping=lambda: agent.stopping,
             stop_grace_s=settings.stop_grace_s,
         ),
@@ -102,7 +111,7 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
         codecs,
     )
     app.service(agent)  # type: ignore[arg-type]  # faust accepts instances too
-    register_views(app, table, metrics)
+    register_views(app, table, metrics, settings.internal_secret)
     register_query_views(
         app,
         (table, index),
@@ -110,6 +119,7 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
         stored.decode,
         metrics,
         lambda: bool(guard.rebuilding),
+        settings.internal_secret,
     )
     register_health(app, table, metrics, lambda: bool(guard.rebuilding))
     return app

@@ -35,8 +35,8 @@ class WorkerMetrics:
         )
         self.queries = Counter(
             "deploystream_worker_queries",
-            "Index queries by result: answered, invalid (400), unavailable (503: rebalance or "
-            "recovery).",
+            "Index queries by result: answered, invalid (400), unauthorized (401: no internal "
+            "secret), unavailable (503: rebalance, recovery or index rebuild).",
             ["result"],
             registry=self.registry,
         )

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["WorkerSettings"]
+__all__ = ["WorkerSettings", "librdkafka_security"]
 
 MIB = 1024 * 1024
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 
 def _is_wildcard(host: str) -> bool:
@@ -27,6 +29,37 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEPLOYSTREAM_", extra="ignore")
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    # The DEPLOYSTREAM_KAFKA_* security settings are the gateway's too (same names, same
+    # meaning; tests/unit/test_kafka_security.py keeps the two classes in step).
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="How clients talk to Kafka (SASL_SSL in production)."
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512", description="SASL mechanism with SASL_* protocols."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_ca_file: Path | None = Field(
+        None, description="PEM file of the CA(s) that signed the brokers' certificates."
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        None, description="PEM client certificate, for brokers that require one (mTLS)."
+    )
+    kafka_ssl_key_file: Path | None = Field(None, description="PEM key of the client certificate.")
+    max_record_bytes: int = Field(
+        MIB,
+        ge=64 * 1024,
+        description="Largest Kafka record: max.message.bytes of the topics the worker creates "
+        "and the largest record its producer sends; a change whose stored value would be "
+        "larger is dead-lettered instead.",
+    )
+    internal_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret (32+ chars) required on /internal/... calls (required).",
+    )
+    secrets_dir: Path | None = Field(
+        None, description="Folder of files named after settings (container secrets)."
+    )
     deployments_topic: str = Field("deployments", description="Topic of DeploymentEvent records.")
     dead_letter_topic: str = Field(
         "deployments-dead-letter",
@@ -76,12 +109,6 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="How long a batch waits for more records after its first one.",
     )
-    max_record_bytes: int = Field(
-        1_000_000,
-        ge=65_536,
-        description="Largest record the worker writes: a change whose stored value would be "
-        "larger is dead-lettered instead (the broker refuses larger records).",
-    )
     stop_grace_s: float = Field(
         5.0,
         ge=0,
@@ -115,9 +142,26 @@ class WorkerSettings(BaseSettings):
             raise ValueError(msg)
         return self
 
-    def librdkafka_config(self) -> dict[str, Any]:
-        """Connection settings of the worker's confluent-kafka clients."""
-        return {"bootstrap.servers": self.kafka_bootstrap}
+    @classmethod
+    def load(cls) -> WorkerSettings:
+        """The settings from the environment, then from files in ``secrets_dir`` if set."""
+        settings = cls()
+        if settings.secrets_dir is None:
+            return settings
+        return cls(_secrets_dir=settings.secrets_dir)
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """Bootstrap and security options of confluent-kafka clients."""
+        return librdkafka_security(
+            self.kafka_bootstrap,
+            self.kafka_security_protocol,
+            self.kafka_sasl_mechanism,
+            self.kafka_sasl_username,
+            self.kafka_sasl_password,
+            self.kafka_ssl_ca_file,
+            self.kafka_ssl_cert_file,
+            self.kafka_ssl_key_file,
+        )
 
     @property
     def advertised_url(self) -> str:
@@ -128,3 +172,29 @@ class WorkerSettings(BaseSettings):
         if ":" in host:  # an IPv6 literal needs brackets in a URL
             host = f"[{host}]"
         return f"http://{host}:{self.worker_port}"
+
+
+def librdkafka_security(
+    bootstrap: str,
+    protocol: str,
+    mechanism: str,
+    username: str | None,
+    password: SecretStr | None,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+) -> dict[str, str]:
+    """librdkafka's names for the ``DEPLOYSTREAM_KAFKA_*`` settings."""
+    config = {"bootstrap.servers": bootstrap, "security.protocol": protocol.lower()}
+    if protocol.startswith("SASL"):
+        config["sasl.mechanism"] = mechanism
+        config["sasl.username"] = username or ""
+        config["sasl.password"] = password.get_secret_value() if password else ""
+    if protocol.endswith("SSL"):
+        if ca_file is not None:
+            config["ssl.ca.location"] = str(ca_file)
+        if cert_file is not None:
+            config["ssl.certificate.location"] = str(cert_file)
+        if key_file is not None:
+            config["ssl.key.location"] = str(key_file)
+    return config

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import hashlib
 import logging
 import os
 import shutil
@@ -24,6 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
+from deploystream.kafka.security import BrokerSecurity
+
 __all__ = [
     "KAFKA_VERSION",
     "BrokerError",
@@ -33,6 +36,7 @@ __all__ = [
     "ensure_libs",
     "free_port",
     "metadata_ready",
+    "verify_libs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,15 +87,43 @@ def _check_libs(libs: Path) -> None:
         raise BrokerError(msg)
 
 
+def pinned_sums() -> dict[str, str]:
+    """``jars.sha256``: the SHA-256 of every jar of the runtime, by file name."""
+    sums = {}
+    for line in _resource("jars.sha256").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split()
+            sums[name] = digest
+    return sums
+
+
+def verify_libs(libs: Path, pinned: dict[str, str] | None = None) -> None:
+    """Raise BrokerError unless ``libs`` holds exactly the pinned jars, byte for byte."""
+    expected = pinned_sums() if pinned is None else pinned
+    actual = {jar.name: hashlib.sha256(jar.read_bytes()).hexdigest() for jar in libs.glob("*.jar")}
+    wrong = sorted(n for n in expected.keys() & actual.keys() if expected[n] != actual[n])
+    missing, extra = sorted(expected.keys() - actual.keys()), sorted(actual.keys() - expected)
+    if wrong or missing or extra:
+        msg = (
+            f"the Kafka jars in {libs} do not match deploystream/kafka/jars.sha256: "
+            f"checksum mismatch {wrong}, missing {missing}, unexpected {extra}. Refusing to run "
+            "them: delete the folder to fetch them again, and if the mismatch persists, the "
+            "repository or the network path to it is serving other bytes."
+        )
+        raise BrokerError(msg)
+
+
 def ensure_libs(cache_dir: Path | None = None, *, mvn: str = "mvn") -> Path:
     """Return a folder holding the broker's runtime jars, resolving them with Maven once.
 
     The folder is filled under a temporary name and renamed when complete, so an
-    interrupted download never leaves a half-filled cache behind.
+    interrupted download never leaves a half-filled cache behind. The jars are checked
+    against their pinned SHA-256 sums after every resolution and on every later use.
     """
     cache = (cache_dir or default_cache_dir()) / KAFKA_VERSION
     libs = cache / "libs"
     if (libs / _MARKER).exists():
+        verify_libs(libs)
         return libs
     if shutil.which(mvn) is None:
         msg = f"'{mvn}' not found: Maven is needed once to fetch the Kafka {KAFKA_VERSION} jars"
@@ -102,6 +134,8 @@ def ensure_libs(cache_dir: Path | None = None, *, mvn: str = "mvn") -> Path:
         mvn,
         "-q",
         "-B",
+        # Fail on a checksum that does not match the repository's (Maven only warns).
+        "--strict-checksums",
         "-f",
         str(_resource("pom.xml")),
         "dependency:copy-dependencies",
@@ -114,7 +148,12 @@ def ensure_libs(cache_dir: Path | None = None, *, mvn: str = "mvn") -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         msg = f"mvn failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}"
         raise BrokerError(msg)
-    _check_libs(staging)
+    try:
+        _check_libs(staging)
+        verify_libs(staging)
+    except BrokerError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     (staging / _MARKER).write_text(KAFKA_VERSION)
     if libs.exists():
         shutil.rmtree(libs)
@@ -181,6 +220,7 @@ class LocalKafka:
     controller_port: int | None = None
     heap: str = "512m"
     java: str = "java"
+    security: BrokerSecurity | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _owns_work_dir: bool = field(default=False, init=False, repr=False)
     _stdout: IO[bytes] | None = field(default=None, init=False, repr=False)
@@ -209,13 +249,21 @@ class LocalKafka:
         self.controller_port = self.controller_port or free_port()
         data, logs = self.work_dir / "data", self.work_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        secure = self.security is not None
         properties = (
             _resource("server.properties.in")
             .read_text()
+            .replace("@LISTENER@", "SASL_SSL" if secure else "PLAINTEXT")
+            .replace("@CONTROLLER_PROTOCOL@", "SSL" if secure else "PLAINTEXT")
             .replace("@BROKER_PORT@", str(self.port))
             .replace("@CONTROLLER_PORT@", str(self.controller_port))
             .replace("@LOG_DIRS@", str(data))
         )
+        if self.security is not None:
+            from deploystream.kafka.tls import generate_tls  # noqa: PLC0415 (dev extra)
+
+            tls = generate_tls(self.security.tls_dir)
+            properties += self.security.properties(tls.broker, tls.ca)
         config = self.work_dir / "server.properties"
         config.write_text(properties)
         if not (data / "meta.properties").exists():
@@ -238,6 +286,7 @@ class LocalKafka:
             _cluster_id(),
             "-c",
             str(config),
+            *(self.security.scram_arguments() if self.security else []),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if done.returncode != 0:
@@ -281,12 +330,27 @@ class LocalKafka:
                 self.stop()
                 msg = f"broker exited with {code} during start-up; see {self.work_dir / 'logs'}"
                 raise BrokerError(msg)
-            if metadata_ready("127.0.0.1", self.port or 0, timeout=1.0):
+            if self._answers():
                 return self
             time.sleep(0.2)
         self.stop()
         msg = f"broker not ready within {timeout:.0f}s; see {self.work_dir / 'logs'}"
         raise BrokerError(msg)
+
+    def _answers(self) -> bool:
+        if self.security is None:
+            return metadata_ready("127.0.0.1", self.port or 0, timeout=1.0)
+        from confluent_kafka import KafkaException  # noqa: PLC0415
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+        options: dict[str, str | int | float | bool] = {
+            **self.security.client_config(self.bootstrap)
+        }
+        admin = AdminClient(options)
+        try:
+            return bool(admin.list_topics(timeout=1.0).brokers)
+        except KafkaException:
+            return False
 
     def kill(self) -> None:
         """SIGKILL the JVM (for fault tests); the work dir is kept for a restart."""

@@ -25,11 +25,22 @@ from deploystream.kafka.broker import (
     metadata_ready,
 )
 
-__all__ = ["DOCKER_IMAGE", "ProvidedBroker", "docker_available", "provide_broker"]
+__all__ = [
+    "DOCKER_IMAGE",
+    "DockerBroker",
+    "ProvidedBroker",
+    "docker_available",
+    "docker_broker",
+    "provide_broker",
+]
 
 logger = logging.getLogger(__name__)
 
-DOCKER_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
+#: The image by digest: the tag's multi-platform index (README, "Reproducible installs").
+DOCKER_IMAGE = (
+    f"apache/kafka:{KAFKA_VERSION}"
+    "@sha256:5cc2a2fd93fa2687b44015eee04fb2c3edd9e526bd64bf8bec5ff1e268772e0e"
+)
 
 
 @dataclass
@@ -60,29 +71,49 @@ def docker_available() -> bool:
         client.close()
 
 
+@dataclass(frozen=True)
+class DockerBroker:
+    """How the broker container is run: image, environment, published ports."""
+
+    image: str
+    env: dict[str, str]
+    #: docker-py's ``ports``: container port -> (host address, host port).
+    ports: dict[str, tuple[str, int]]
+
+
+def docker_broker(port: int) -> DockerBroker:
+    """The single-node KRaft container, published on 127.0.0.1 only (never every interface,
+    Docker's default for a bare port)."""
+    env = {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+        "KAFKA_HEAP_OPTS": "-Xms512m -Xmx512m",
+    }
+    # The controller port (9093) is not published at all.
+    return DockerBroker(DOCKER_IMAGE, env, {"9092/tcp": ("127.0.0.1", port)})
+
+
 @contextmanager
 def _docker_broker(port: int, timeout: float) -> Iterator[ProvidedBroker]:
     from testcontainers.core.container import DockerContainer  # noqa: PLC0415
 
-    container: Any = (
-        DockerContainer(DOCKER_IMAGE)
-        .with_bind_ports(9092, port)
-        .with_env("KAFKA_NODE_ID", "1")
-        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
-        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
-        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
-        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
-        .with_env(
-            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
-        )
-        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
-        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
-        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
-        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
-        .with_env("KAFKA_HEAP_OPTS", "-Xms512m -Xmx512m")
-    )
+    spec = docker_broker(port)
+    container: Any = DockerContainer(spec.image)
+    for name, value in spec.env.items():
+        container.with_env(name, value)
+    # Set directly: with_bind_ports() accepts a host port only, which docker-py publishes
+    # on 0.0.0.0.
+    container.ports.update(spec.ports)
     container.start()
     try:
         deadline = time.monotonic() + timeout

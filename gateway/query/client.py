@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 
 from gateway.errors import ServiceUnavailable
+from gateway.lookups import internal_headers
 from gateway.settings import GatewaySettings
 
 __all__ = ["MERGES", "QueryClient", "Row"]
@@ -78,6 +79,7 @@ class QueryClient:
     """Asks every worker for a page and merges them."""
 
     def __init__(self, settings: GatewaySettings, partitions: Callable[[], int]) -> None:
+        self._headers = internal_headers(settings)
         self._urls = [u.rstrip("/") for u in settings.worker_urls]
         self._timeout = aiohttp.ClientTimeout(total=settings.lookup_timeout_s, sock_connect=1.0)
         self._retry_after = str(settings.retry_after_s)
@@ -86,7 +88,7 @@ class QueryClient:
 
     async def start(self) -> None:
         """Open the connection pool."""
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +37,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from faust.types import TP
 
 from streams.errors import StreamsError
+from streams.topics import client_config
 
 __all__ = ["SOURCE_OFFSET_HEADER", "Marks", "ReplayGuard", "marks_at"]
 
@@ -56,14 +57,14 @@ def _mark_of(headers: Any) -> int:
 
 
 def marks_at(
-    bootstrap: str, positions: Sequence[tuple[str, int, int]], timeout: float
+    bootstrap: str | Mapping[str, str], positions: Sequence[tuple[str, int, int]], timeout: float
 ) -> list[int]:
     """The source-offset mark of the record at each (topic, partition, offset); NONE for a
     record that is not there any more (compacted away: its successor is not the same
     record, so it says nothing about what the table reflects)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_config(bootstrap),
             "group.id": "deploystream-replay-guard",
             "enable.auto.commit": False,
             # The record is there already: no reason to wait for more.
@@ -125,7 +126,12 @@ class ReplayGuard:
     """
 
     def __init__(
-        self, app: faust.App, bootstrap: str, input_topic: str, table: Any, index: Any
+        self,
+        app: faust.App,
+        bootstrap: str | Mapping[str, str],
+        input_topic: str,
+        table: Any,
+        index: Any,
     ) -> None:
         self._app = app
         self._bootstrap = bootstrap

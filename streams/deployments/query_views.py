@@ -4,7 +4,8 @@
 base64url, "value": {...}}]}``: the partitions it read (its active ones, recovered) and their
 merged page. The gateway asks every worker and merges their pages by ``sort``; a partition
 missing from every answer, or in two of them (a rebalance under way), makes it ask again.
-The tenant comes from the gateway, which authenticated the caller.
+The tenant comes from the gateway, which authenticated the caller; only callers that present
+the internal secret are answered (streams/internal_auth.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import faust
 import orjson
 from faust.web import Request, Response, View
+from pydantic import SecretStr
 
 from streams.deployments.queries import (
     Item,
@@ -27,6 +29,7 @@ from streams.deployments.queries import (
     pipelines,
 )
 from streams.deployments.views import render_listed
+from streams.internal_auth import is_authorized
 from streams.metrics import WorkerMetrics
 from streams.web import is_ready
 
@@ -100,6 +103,7 @@ def register_query_views(
     decode: Callable[[bytes], dict[str, Any]],
     metrics: WorkerMetrics,
     rebuilding: Callable[[], bool],
+    secret: SecretStr | None,
 ) -> None:
     """Mount the query view on the worker's web server."""
     state_table, index_table = tables
@@ -115,6 +119,13 @@ def register_query_views(
 
     class Query(View):
         async def get(self, request: Request) -> Response:
+            if not is_authorized(request.headers, secret):
+                metrics.queries.labels("unauthorized").inc()
+                return self.bytes(
+                    orjson.dumps([{"message": "Unauthorized: internal calls need the secret."}]),
+                    content_type=JSON,
+                    status=401,
+                )
             if not is_ready(app) or rebuilding():
                 metrics.queries.labels("unavailable").inc()
                 return self.bytes(

@@ -21,8 +21,10 @@ import aiohttp
 import faust
 import orjson
 from faust.web import Request, Response, View
+from pydantic import SecretStr
 from yarl import URL
 
+from streams.internal_auth import INTERNAL_SECRET_HEADER, is_authorized
 from streams.metrics import WorkerMetrics
 from streams.web import is_ready
 
@@ -81,9 +83,13 @@ def _ident(url: URL) -> tuple[str, int]:
     return (url.host or "", url.port or 80)
 
 
-def register_views(app: faust.App, table: Any, metrics: WorkerMetrics) -> None:
-    """Mount the lookup view on the worker's web server."""
+def register_views(
+    app: faust.App, table: Any, metrics: WorkerMetrics, secret: SecretStr | None = None
+) -> None:
+    """Mount the lookup view on the worker's web server; it answers only callers that
+    present ``secret`` (none at all without one)."""
     me = URL(str(app.conf.canonical_url))
+    internal = {INTERNAL_SECRET_HEADER: secret.get_secret_value()} if secret else {}
 
     class DeploymentLookup(View):
         def _unavailable(self, why: str) -> Response:
@@ -99,7 +105,7 @@ def register_views(app: faust.App, table: Any, metrics: WorkerMetrics) -> None:
             url = owner.with_path(LOOKUP_PATH).with_query(key=encoded_key)
             try:
                 async with app.http_client.get(
-                    url, headers={FORWARDED_HEADER: str(me)}, timeout=FORWARD_TIMEOUT
+                    url, headers={FORWARDED_HEADER: str(me), **internal}, timeout=FORWARD_TIMEOUT
                 ) as response:
                     body = await response.read()
                     served_by = response.headers.get(SERVED_BY_HEADER)
@@ -112,6 +118,13 @@ def register_views(app: faust.App, table: Any, metrics: WorkerMetrics) -> None:
             return self.bytes(body, content_type=content_type, status=status, headers=headers)
 
         async def get(self, request: Request) -> Response:
+            if not is_authorized(request.headers, secret):
+                metrics.lookups.labels("unauthorized").inc()
+                return self.bytes(
+                    orjson.dumps([{"message": "Unauthorized: internal calls need the secret."}]),
+                    content_type=JSON,
+                    status=401,
+                )
             try:
                 encoded = request.query["key"]
                 key = base64.urlsafe_b64decode(encoded)

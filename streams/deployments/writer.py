@@ -110,12 +110,19 @@ class ChangelogWriter:
         retry_backoff_s: float = 1.0,
     ) -> None:
         self._config = dict(config)
-        self._producer = Producer(self._config)
+        # Created on first use: building the app connects to nothing.
+        self._client: Producer | None = None
         self._stopping = stopping
         self._stop_grace_s = stop_grace_s
         self._retry_backoff_s = retry_backoff_s
         #: Seconds the last delivery waited for a failing or unreachable broker (readiness).
         self.stalled_since: float | None = None
+
+    @property
+    def _producer(self) -> Producer:
+        if self._client is None:
+            self._client = Producer(self._config)
+        return self._client
 
     def _produce(self, records: Sequence[Outgoing], reports: _Reports) -> None:
         produce, poll = self._producer.produce, self._producer.poll
@@ -184,7 +191,7 @@ class ChangelogWriter:
             )
             if reports.fatal:
                 # An idempotent producer that hit a fatal error accepts nothing more.
-                self._producer = Producer(self._config)
+                self._client = Producer(self._config)
             pending = [record for record in pending if reports.must_retry(record)]
             if self._stopping():
                 return None
@@ -193,7 +200,8 @@ class ChangelogWriter:
 
     def close(self, timeout: float = 2.0) -> None:
         """Send what can still be sent (nothing here is acknowledged to anyone)."""
-        self._producer.flush(timeout)
+        if self._client is not None:
+            self._client.flush(timeout)
 
 
 def write_local(

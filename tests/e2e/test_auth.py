@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.auth import query_string_hash
+from gateway.clients import hash_secret
 from tests.e2e.conftest import API, Stack, secret_of
 from tests.e2e.test_deployments_api import deployment
 
@@ -248,3 +253,64 @@ def test_fuzzed_authorization_headers_never_succeed_or_crash(stack: Stack, value
             return  # httpx refused to send it: nothing reached the gateway
     assert 400 <= response.status_code < 500, (value, response.status_code)
     assert response.status_code != 404
+
+
+def from_address(stack: Stack, address: str, **kwargs: Any) -> httpx.Client:
+    """A client of the gateway whose connections come from ``address`` (127/8 is loopback)."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=stack.base_url, timeout=30, transport=transport, **kwargs)
+
+
+def test_wrong_secrets_from_elsewhere_never_lock_the_client_out(stack: Stack) -> None:
+    # The review's probe: 450 wrong secrets for a real client id, then the real client.
+    with from_address(stack, "127.0.0.2") as attacker:
+        statuses = {
+            attacker.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": "alpha",
+                    "client_secret": f"guess-{n}",
+                },
+            ).status_code
+            for n in range(450)
+        }
+    assert statuses == {401, 429}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": "alpha",
+        "client_secret": secret_of("alpha"),
+    }
+    # From an address of its own: 127.0.0.1 is this module's, and may be throttled by the
+    # fuzzed headers of other tests.
+    with from_address(stack, "127.0.0.8") as real:
+        assert real.post("/oauth/token", data=form).status_code == 200
+
+
+def test_the_clients_file_is_reloaded_without_a_restart(stack: Stack) -> None:
+    path = Path(stack.config.extra_env["DEPLOYSTREAM_CLIENTS_FILE"])
+    original = path.read_text()
+    document = yaml.safe_load(original)
+    document["clients"]["late"] = {
+        "scopes": ["READ"],
+        "apiTokenHashes": [hash_secret(secret_of("late"))],
+    }
+    lookup = stack.path("web", "prod", 1)
+    try:
+        # A new client works within seconds of the file changing ...
+        path.write_text(yaml.safe_dump(document))
+        with from_address(stack, "127.0.0.9", auth=("late", secret_of("late"))) as late:
+            status = late.get(lookup).status_code
+            deadline = time.monotonic() + 10
+            while status == 401 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                status = late.get(lookup).status_code
+            assert status in (200, 404)
+            # ... and a revoked one stops working at once on SIGHUP.
+            path.write_text(original)
+            assert stack.gateway.process is not None
+            stack.gateway.process.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            assert late.get(lookup).status_code == 401
+    finally:
+        path.write_text(original)

@@ -198,7 +198,8 @@ def test_more_than_100_deployments_is_413(stack: Stack) -> None:
 
 
 def test_oversized_body_is_413_before_parsing(stack: Stack) -> None:
-    huge = b'{"deployments": [' + b" " * (2 * 1024 * 1024) + b"]}"
+    # Over the default DEPLOYSTREAM_MAX_BODY_BYTES (8 MiB).
+    huge = b'{"deployments": [' + b" " * (9 * 1024 * 1024) + b"]}"
     response = stack.http.post(
         f"{API}/bulk", content=huge, headers={"Content-Type": "application/json"}
     )

@@ -33,7 +33,8 @@ from deploystream.registry.provision import ProvidedRegistry
 from tests.e2e.conftest import API, Stack, secret_of, start_stack
 from tests.e2e.test_deployments_api import deployment
 
-#: The gateway's default DEPLOYSTREAM_MAX_BODY_BYTES, which the stack keeps.
+#: DEPLOYSTREAM_MAX_BODY_BYTES of this module's stack (the default is 8 MiB; 1 MiB keeps the
+#: bodies below quick to send).
 MAX_BODY_BYTES = 1_048_576
 #: Bodies the handlers read themselves (token and gating-decision requests) are capped lower.
 SMALL_BODY_BYTES = 16 * 1024
@@ -56,8 +57,9 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """A stack of this module's own, without rate limits: generated requests come fast."""
+    env = {**UNLIMITED, "DEPLOYSTREAM_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
     running = start_stack(
-        kafka, schema_registry, tmp_path_factory.mktemp("hostile"), partitions=2, env=UNLIMITED
+        kafka, schema_registry, tmp_path_factory.mktemp("hostile"), partitions=2, env=env
     )
     yield running
     running.http.close()
@@ -115,7 +117,11 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(stack: Stack)
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), f"the document has an invalid operation: {result.err()}"
-        operations.append(result.ok())
+        operation = result.ok()
+        # The change stream never ends (tests/e2e/test_queries.py covers it): a generated
+        # request would wait for its timeout every time.
+        if not operation.definition.raw.get("operationId", "").startswith("streamChanges"):
+            operations.append(operation)
     assert len(operations) >= 16
     failures: list[str] = []
     accepted: list[dict[str, Any]] = []

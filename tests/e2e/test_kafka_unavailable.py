@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -82,3 +83,23 @@ def test_invalid_submission_is_still_a_400_without_kafka(
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 400
+
+
+def test_readiness_answers_at_once_however_many_ask(gateway_without_kafka: httpx.Client) -> None:
+    # Probes read what the gateway's Kafka monitor last saw: none of them waits on Kafka, so
+    # none of them can fill the threads lookups and other requests need.
+    base = str(gateway_without_kafka.base_url)
+
+    def probe(_: int) -> tuple[int, float]:
+        started = time.monotonic()
+        with httpx.Client(base_url=base, timeout=30) as client:
+            status = client.get("/readyz").status_code
+        return status, time.monotonic() - started
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(probe, range(40)))
+    elapsed = time.monotonic() - started
+    assert {status for status, _ in results} == {503}
+    assert elapsed < 3, f"40 readiness probes took {elapsed:.1f}s"
+    assert max(took for _, took in results) < 2

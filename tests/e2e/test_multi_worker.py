@@ -21,6 +21,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from deploystream.kafka.provision import ProvidedBroker
 from deploystream.registry.provision import ProvidedRegistry
 from gateway.events import deployment_key
+from streams.internal_auth import INTERNAL_SECRET_HEADER
 from tests.e2e.conftest import Stack, start_stack
 
 PARTITIONS = 8
@@ -33,6 +34,11 @@ NUMBERS = range(1, 11)
 SESSION_TIMEOUT_S = 6
 LOOKUP = "/internal/deployments"
 SERVED_BY = "X-Deploystream-Served-By"
+
+
+def internal(stack: Stack) -> dict[str, str]:
+    """The header a worker needs on internal calls."""
+    return {INTERNAL_SECRET_HEADER: stack.config.internal_secret}
 
 
 @dataclass(frozen=True)
@@ -168,7 +174,8 @@ def test_either_worker_answers_for_keys_owned_by_each(
     urls = [worker_url(stack, i) for i in range(2)]
     owner_of = {p: url for url in urls for p in assignment(url)["active"]}
     served_by: set[str] = set()
-    with httpx.Client(timeout=10) as client:
+    # Workers answer internal calls only with the stack's secret (forwarded ones included).
+    with httpx.Client(timeout=10, headers=internal(stack)) as client:
         for key in expected:
             encoded = base64.urlsafe_b64encode(key.encoded()).decode()
             answers = [client.get(f"{url}{LOOKUP}", params={"key": encoded}) for url in urls]
@@ -247,7 +254,9 @@ def test_lookups_are_right_again_after_a_worker_is_killed(
     # it answers 503 (the gateway retries those), not a 500 or a hang.
     victim_key = next(k for k in KEYS if k.partition() in taken_over)
     encoded = base64.urlsafe_b64encode(victim_key.encoded()).decode()
-    direct = httpx.get(f"{survivor}{LOOKUP}", params={"key": encoded}, timeout=10)
+    direct = httpx.get(
+        f"{survivor}{LOOKUP}", params={"key": encoded}, headers=internal(stack), timeout=10
+    )
     assert direct.status_code == 503, direct.text
     assert "unreachable" in direct.json()[0]["message"]
     assert direct.headers["Retry-After"]

@@ -25,11 +25,27 @@ def exists(stack: Stack, pipeline: str, number: int) -> bool:
     return stack.http.get(stack.path(pipeline, "prod", number)).status_code == 200
 
 
-@pytest.mark.parametrize("query", [{}, {"_updateSequenceNumber": "5"}, {"_other": "x"}])
+@pytest.mark.parametrize(
+    "query", [{}, {"_updateSequenceNumber": "5"}, {"_other": "x"}, {"jwt": "a1"}]
+)
 def test_delete_by_properties_needs_a_property(stack: Stack, query: dict[str, str]) -> None:
     response = stack.http.delete(BY_PROPERTIES, params=query)
     assert response.status_code == 400
     assert isinstance(response.json()[0]["message"], str)
+
+
+def test_a_jwt_query_parameter_is_never_a_property(stack: Stack) -> None:
+    # Connect clients may send their token as ?jwt=...; the token's qsh leaves it out, so
+    # reading it as a property would let anyone holding the token widen the delete.
+    pipeline = "props-jwt"
+    assert stack.submit(on(pipeline, 1), properties={"jwt": "t1", "team": "x"}).status_code == 202
+    assert stack.submit(on(pipeline, 2), properties={"jwt": "t2", "team": "x"}).status_code == 202
+    stack.wait_caught_up()
+    response = stack.http.delete(BY_PROPERTIES, params={"team": "x", "jwt": "t1"})
+    assert response.status_code == 202
+    stack.wait_caught_up()
+    # "team" alone decided: both went, not only the one whose property "jwt" was t1.
+    assert [n for n in (1, 2) if exists(stack, pipeline, n)] == []
 
 
 def test_delete_by_properties_removes_exactly_the_matching_deployments(stack: Stack) -> None:

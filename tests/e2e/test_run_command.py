@@ -4,6 +4,7 @@ on Ctrl-C) stops all three in order, quickly, without SIGKILL and without a trac
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
@@ -28,6 +29,33 @@ def _children(pid: int) -> set[int]:
             child = int(stat.parent.name)
             found |= {child} | _children(child)
     return found
+
+
+def _listening(pids: set[int]) -> list[str]:
+    """The local addresses of the TCP sockets in LISTEN state that ``pids`` hold."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    addresses = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                raw = bytes.fromhex(address)
+                # /proc/net/tcp* print addresses as host-order 32-bit words.
+                words = [raw[i : i + 4][::-1] for i in range(0, len(raw), 4)]
+                ip = ipaddress.ip_address(b"".join(words))
+                if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+                    ip = ip.ipv4_mapped  # the JVM listens on IPv4-mapped IPv6 sockets
+                addresses.append(f"{ip}:{int(port, 16)}")
+    return addresses
 
 
 def test_run_starts_everything_prints_a_working_curl_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -111,6 +139,10 @@ def test_run_starts_everything_prints_a_working_curl_and_stops_on_sigterm(tmp_pa
         assert found.status_code == 200
         children = _children(process.pid)
         assert len(children) >= 3  # java, worker, gateway
+        # Every listener of broker, controller, registry, worker and gateway is on loopback only.
+        listeners = _listening(children | {process.pid})
+        assert len(listeners) >= 4, listeners
+        assert [a for a in listeners if a.startswith("127.0.0.1:")] == listeners
         started = time.monotonic()
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(60) == 0

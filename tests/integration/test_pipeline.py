@@ -23,6 +23,7 @@ from gateway.producer import EventProducer
 from gateway.settings import GatewaySettings
 from gateway.validation import DeploymentData
 from schemas.registry import FramedCodec, SchemaRegistry, value_subject
+from streams.internal_auth import INTERNAL_SECRET_HEADER
 from streams.topics import ensure_topic
 
 
@@ -73,19 +74,24 @@ def worker(
     assert process.stop() == 0, "the worker should exit cleanly on SIGTERM"
 
 
-def _lookup(port: int, key: bytes) -> httpx.Response:
+def _lookup(config: StackConfig, key: bytes) -> httpx.Response:
     encoded = base64.urlsafe_b64encode(key).decode()
     return httpx.get(
-        f"http://127.0.0.1:{port}/internal/deployments", params={"key": encoded}, timeout=10
+        f"http://127.0.0.1:{config.worker_ports[0]}/internal/deployments",
+        params={"key": encoded},
+        headers={INTERNAL_SECRET_HEADER: config.internal_secret},
+        timeout=10,
     )
 
 
-def _wait(port: int, key: bytes, predicate: Callable[[httpx.Response], bool]) -> httpx.Response:
+def _wait(
+    config: StackConfig, key: bytes, predicate: Callable[[httpx.Response], bool]
+) -> httpx.Response:
     deadline = time.monotonic() + 30
-    response = _lookup(port, key)
+    response = _lookup(config, key)
     while not predicate(response) and time.monotonic() < deadline:
         time.sleep(0.1)
-        response = _lookup(port, key)
+        response = _lookup(config, key)
     return response
 
 
@@ -106,8 +112,7 @@ async def test_produced_event_is_applied_and_readable_through_the_worker(
             config.topic,
             [deployment_submitted(codecs, "tenant-a", _deployment(2, "two"), {"team": "x"}, None)],
         )
-        port = config.worker_ports[0]
-        found = _wait(port, key, lambda r: r.status_code == 200)
+        found = _wait(config, key, lambda r: r.status_code == 200)
         assert found.status_code == 200, found.text
         body = found.json()
         assert body["deployment"]["displayName"] == "two"
@@ -124,7 +129,7 @@ async def test_produced_event_is_applied_and_readable_through_the_worker(
             [deployment_submitted(codecs, "tenant-a", _deployment(3, "three"), {}, None)],
         )
         latest = _wait(
-            port,
+            config,
             key,
             lambda r: r.status_code == 200 and r.json()["deployment"]["displayName"] == "three",
         )
@@ -132,12 +137,12 @@ async def test_produced_event_is_applied_and_readable_through_the_worker(
 
         # Another tenant's identical triple is a different key.
         other = codecs.encode_key("tenant-b", "pipe", "prod", 42)
-        assert _lookup(port, other).status_code == 404
+        assert _lookup(config, other).status_code == 404
 
         await producer.send(
             config.topic, [deployment_deleted(codecs, "tenant-a", "pipe", "prod", 42, None)]
         )
-        gone = _wait(port, key, lambda r: r.status_code == 404)
+        gone = _wait(config, key, lambda r: r.status_code == 404)
         assert gone.status_code == 404
     finally:
         producer.close()

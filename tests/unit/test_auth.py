@@ -291,3 +291,62 @@ def test_scope_names_old_and_new_parse_to_their_permission(name: str, scope: Sco
 def test_unknown_scope_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="unknown scope"):
         Scope.parse(name)
+
+
+@pytest.mark.parametrize("lifetime", [3600 + 1, 10 * 365 * 24 * 3600])
+def test_connect_jwts_living_longer_than_the_maximum_are_refused(
+    auth: Authenticator, lifetime: int
+) -> None:
+    token = connect_jwt(exp_in=lifetime)
+    with pytest.raises(Unauthorized, match="lifetime"):
+        auth.authenticate(f"JWT {token}", "GET", PATH, [])
+
+
+def test_the_maximum_jwt_lifetime_is_a_setting(clients_file: Path) -> None:
+    strict = Authenticator(
+        GatewaySettings(
+            clients_file=clients_file,
+            token_signing_key=SecretStr(SIGNING),
+            jwt_max_lifetime_s=60,
+        )
+    )
+    assert strict.authenticate(f"JWT {connect_jwt(exp_in=60)}", "GET", PATH, [])
+    with pytest.raises(Unauthorized, match="over the 60 s allowed"):
+        strict.authenticate(f"JWT {connect_jwt(exp_in=61)}", "GET", PATH, [])
+
+
+def test_dev_mode_without_a_chosen_secret_does_not_start_nor_log_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A random secret would have to be logged to be usable; secrets never go to logs.
+    with pytest.raises(ClientsFileError, match="DEPLOYSTREAM_DEV_SECRET"):
+        Authenticator(GatewaySettings(dev_mode=True))
+    assert caplog.records == []
+
+
+def test_reloading_the_clients_file_revokes_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "clients.yaml"
+    entry = f"    scopes: [READ]\n    apiTokenHashes: [{hash_secret(TOKEN)}]\n"
+    path.write_text(f"clients:\n  keep:\n{entry}  revoked:\n{entry}")
+    auth = Authenticator(GatewaySettings(clients_file=path, token_signing_key=SecretStr(SIGNING)))
+    issued = auth.issue_token(auth.registry.get("revoked"), frozenset({Scope.READ}))  # type: ignore[arg-type]
+    assert auth.authenticate(basic("revoked", TOKEN), "GET", PATH, [])
+    path.write_text(f"clients:\n  keep:\n{entry}")
+    auth.reload()
+    with pytest.raises(Unauthorized):
+        auth.authenticate(basic("revoked", TOKEN), "GET", PATH, [])
+    with pytest.raises(Unauthorized):
+        auth.authenticate(f"Bearer {issued['access_token']}", "GET", PATH, [])
+    assert auth.authenticate(basic("keep", TOKEN), "GET", PATH, []).client_id == "keep"
+
+
+def test_a_broken_clients_file_keeps_the_clients_in_use(tmp_path: Path) -> None:
+    path = tmp_path / "clients.yaml"
+    path.write_text(
+        f"clients:\n  keep:\n    scopes: [READ]\n    apiTokenHashes: [{hash_secret(TOKEN)}]\n"
+    )
+    auth = Authenticator(GatewaySettings(clients_file=path, token_signing_key=SecretStr(SIGNING)))
+    path.write_text("clients: {{{ half-written")
+    with pytest.raises(ClientsFileError):
+        auth.reload()
+    assert auth.authenticate(basic("keep", TOKEN), "GET", PATH, []).client_id == "keep"

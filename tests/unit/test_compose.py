@@ -16,6 +16,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from deploystream.kafka.provision import docker_broker
 from gateway.settings import GatewaySettings
 from streams.settings import WorkerSettings
 
@@ -141,7 +142,52 @@ def test_gateway_settings_from_compose_listen_publicly_and_know_the_worker(
     assert settings.gateway_port == 8080
     assert isinstance(settings.gateway_port, int)
     assert settings.worker_urls == ["http://worker:6066"]
-    assert settings.dev_mode is True
+
+
+def test_gateway_runs_with_a_clients_file_and_secrets_not_in_dev_mode(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_from_compose(compose, "gateway", monkeypatch)
+    assert settings.dev_mode is False
+    assert settings.dev_secret is None
+    assert settings.clients_file is not None
+    assert settings.secrets_dir is not None
+    assert settings.clients_file.parent == settings.secrets_dir
+    # Secrets come from files in the secrets folder, never from the compose file itself.
+    env = environment(compose, "gateway")
+    for name in ("DEPLOYSTREAM_TOKEN_SIGNING_KEY", "DEPLOYSTREAM_INTERNAL_SECRET"):
+        assert name not in env
+
+
+def test_services_read_credentials_the_credentials_service_made(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    maker = service(compose, "credentials")
+    assert maker["command"] == ["python", "-m", "deploystream", "compose-secrets", "/secrets"]
+    made = dict((target, source) for source, target in volume_mounts(maker))
+    for name in ("gateway", "worker"):
+        settings = settings_from_compose(compose, name, monkeypatch)
+        mounts = dict((target, source) for source, target in volume_mounts(service(compose, name)))
+        assert mounts[str(settings.secrets_dir)] == made[str(settings.secrets_dir)]
+        depends = service(compose, name)["depends_on"]["credentials"]
+        assert depends["condition"] == "service_completed_successfully"
+        entries = [str(e) for e in service(compose, name)["volumes"]]
+        assert any(e.endswith(f"{settings.secrets_dir}:ro") for e in entries), entries
+
+
+def test_the_worker_never_sees_client_credentials(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = settings_from_compose(compose, "worker", monkeypatch)
+    gateway = settings_from_compose(compose, "gateway", monkeypatch)
+    worker_sources = {src for src, _ in volume_mounts(service(compose, "worker"))}
+    gateway_secrets = {
+        src
+        for src, target in volume_mounts(service(compose, "gateway"))
+        if target == str(gateway.secrets_dir)
+    }
+    assert worker.secrets_dir != gateway.secrets_dir
+    assert not worker_sources & gateway_secrets
 
 
 def test_gateway_worker_urls_point_at_the_worker_service_port(
@@ -184,9 +230,23 @@ def test_worker_web_port_is_not_published(compose: dict[str, Any]) -> None:
     assert not service(compose, "worker").get("ports")
 
 
-def test_kafka_image_is_an_apache_kafka_4_release(compose: dict[str, Any]) -> None:
+def test_kafka_image_is_an_apache_kafka_4_release_pinned_by_digest(
+    compose: dict[str, Any],
+) -> None:
     image = service(compose, "kafka").get("image", "")
-    assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", image), image
+    assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+@sha256:[0-9a-f]{64}", image), image
+
+
+def test_every_pulled_image_is_pinned_by_digest(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        if "image" in svc:
+            assert re.search(r"@sha256:[0-9a-f]{64}$", svc["image"]), (name, svc["image"])
+
+
+def test_the_docker_broker_of_make_run_is_the_compose_image_published_on_loopback() -> None:
+    spec = docker_broker(19092)
+    assert spec.image == service(yaml.safe_load(COMPOSE_FILE.read_text()), "kafka")["image"]
+    assert spec.ports == {"9092/tcp": ("127.0.0.1", 19092)}
 
 
 def test_kafka_does_not_auto_create_topics(compose: dict[str, Any]) -> None:

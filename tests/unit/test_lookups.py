@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 import gateway.lookups
 from deploystream.kafka.broker import free_port
 from gateway.errors import ServiceUnavailable
-from gateway.lookups import LOOKUP_PATH, WorkerClient
+from gateway.lookups import INTERNAL_SECRET_HEADER, LOOKUP_PATH, WorkerClient
 from gateway.settings import GatewaySettings
 
+SECRET = SecretStr("internal-secret-0123456789abcdef-0123")
 FOUND = {"deployment": {"displayName": "x"}, "properties": {}, "providerMetadata": None}
 
 
@@ -49,7 +51,9 @@ def found(_: int) -> web.Response:
 
 @asynccontextmanager
 async def client(*urls: str) -> AsyncIterator[WorkerClient]:
-    lookups = WorkerClient(GatewaySettings(worker_urls=list(urls), lookup_timeout_s=2))
+    lookups = WorkerClient(
+        GatewaySettings(worker_urls=list(urls), lookup_timeout_s=2, internal_secret=SECRET)
+    )
     await lookups.start()
     try:
         yield lookups
@@ -99,3 +103,24 @@ async def test_lookup_gives_up_with_503_and_retry_after_when_no_worker_answers(
     assert raised.value.status == 503
     assert raised.value.headers["Retry-After"] == "5"
     assert len(hits) > 1, "should have retried within the budget"
+
+
+async def test_every_lookup_presents_the_internal_secret() -> None:
+    seen: list[str | None] = []
+
+    async def lookup(request: web.Request) -> web.Response:
+        seen.append(request.headers.get(INTERNAL_SECRET_HEADER))
+        return found(0)
+
+    app = web.Application()
+    app.router.add_get(LOOKUP_PATH, lookup)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with client(f"http://127.0.0.1:{port}") as lookups:
+            assert await lookups.get(b"key") == FOUND
+    finally:
+        await runner.cleanup()
+    assert seen == [SECRET.get_secret_value()]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic_settings import BaseSettings
 
+from deploystream.kafka.acls import kafka_acls_commands, service_acls
 from gateway.settings import GatewaySettings
 from streams.settings import WorkerSettings
 
@@ -21,3 +22,9 @@ def test_every_setting_is_documented_in_the_readme(settings: type[BaseSettings])
         if f"`DEPLOYSTREAM_{name.upper()}`" not in README
     ]
     assert missing == []
+
+
+def test_the_readme_lists_the_acls_deploystream_kafka_acls_prints() -> None:
+    commands = kafka_acls_commands(service_acls("deploystream-gateway", "deploystream-worker"))
+    for line in commands.splitlines():
+        assert line in README, line

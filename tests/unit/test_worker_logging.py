@@ -13,16 +13,12 @@ PROBE = textwrap.dedent(
     """
     import logging, sys
     from streams.__main__ import build_worker
-    from schemas.registry import FramedCodec, SchemaRegistry
     from streams.app import create_app
-    from streams.registration import WorkerCodecs
     from streams.settings import WorkerSettings
+    from tests.unit.offline_codecs import offline_worker_codecs
 
     settings = WorkerSettings(kafka_bootstrap="127.0.0.1:9", log_level=sys.argv[1])
-    registry = SchemaRegistry("http://127.0.0.1:9")  # never asked: nothing is encoded
-    records = ("DeploymentEvent", "StoredDeployment", "DeploymentIndexEntry", "DeadLetter")
-    codecs = WorkerCodecs(*(FramedCodec(record, registry) for record in records))
-    worker = build_worker(create_app(settings, codecs), settings)
+    worker = build_worker(create_app(settings, offline_worker_codecs()), settings)
     worker._setup_logging()
     loggers = ("", "aiokafka", "aiokafka.producer.producer", "faust.topics", "mode")
     enabled = [name for name in loggers if logging.getLogger(name).isEnabledFor(logging.DEBUG)]
