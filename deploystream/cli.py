@@ -216,6 +216,7 @@ def compose_secrets_command(folder: Path) -> None:
 @click.option("--deployments-topic", default="deployments", show_default=True)
 @click.option("--state-topic", default="deployments-state", show_default=True)
 @click.option("--dead-letter-topic", default="deployments-dead-letter", show_default=True)
+@click.option("--issues-topic", default="deployments-issues", show_default=True)
 @click.option("--app-id", default="deploystream", show_default=True)
 @click.option("--bootstrap", default="BROKER:9093", show_default=True)
 def kafka_acls(
@@ -224,6 +225,7 @@ def kafka_acls(
     deployments_topic: str,
     state_topic: str,
     dead_letter_topic: str,
+    issues_topic: str,
     app_id: str,
     bootstrap: str,
 ) -> None:
@@ -234,6 +236,7 @@ def kafka_acls(
         deployments_topic=deployments_topic,
         state_topic=state_topic,
         dead_letter_topic=dead_letter_topic,
+        issues_topic=issues_topic,
         app_id=app_id,
     )
     click.echo(kafka_acls_commands(acls, bootstrap))

@@ -112,7 +112,7 @@ async def _serve(
             if key is None or not key.startswith(prefix):
                 continue
             try:
-                name, data = streams.render(key, message.value())
+                name, data = await streams.render(key, message.value())
             except ValueError:
                 logger.warning("change stream: an undecodable state record at %d", offset)
                 continue

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.contract import DeploymentData, ProviderMetadata
 from gateway.events import EventCodecs, deployment_submitted
 from gateway.limits import RecordLimit
 from gateway.settings import GatewaySettings
-from gateway.contract import DeploymentData, ProviderMetadata
 from gateway.validation import parse_submission
 from schemas import AvroCodec
 from streams.deployments.gating import GatingPolicy, decide
