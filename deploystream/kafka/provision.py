@@ -16,14 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploystream.kafka.broker import (
-    KAFKA_VERSION,
-    BrokerError,
-    LocalKafka,
-    ensure_libs,
-    free_port,
-    metadata_ready,
-)
+from deploystream.kafka.broker import BrokerError, LocalKafka, free_port, metadata_ready
+from deploystream.kafka.jars import KAFKA_VERSION, ensure_libs
 
 __all__ = [
     "DOCKER_IMAGE",
