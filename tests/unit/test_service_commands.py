@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from deploystream.cli import main
 from deploystream.kafka.broker import BrokerError, LocalKafka
+from deploystream.kafka.jars import KAFKA_VERSION
 from deploystream.kafka.properties import (
     Listener,
     ListenerError,
@@ -19,6 +20,7 @@ from deploystream.kafka.properties import (
     parse_listeners,
     server_properties,
 )
+from deploystream.kafka.provision import docker_broker
 from deploystream.kafka.security import BrokerSecurity
 from deploystream.services import broker_of, registry_of
 
@@ -223,3 +225,12 @@ def test_the_registry_command_refuses_an_unknown_compatibility_rule() -> None:
     result = CliRunner().invoke(main, ["registry", "--compatibility", "SIDEWAYS"])
     assert result.exit_code == 2
     assert "'SIDEWAYS' is not one of" in result.output
+
+
+def test_the_docker_broker_is_kafkas_image_of_the_jars_version_published_on_loopback() -> None:
+    spec = docker_broker(19092)
+    assert spec.image == f"apache/kafka:{KAFKA_VERSION}"
+    # Only the client listener, and only on loopback (Docker's default is every interface).
+    assert spec.ports == {"9092/tcp": ("127.0.0.1", 19092)}
+    assert spec.env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://127.0.0.1:19092"
+    assert spec.env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
