@@ -90,7 +90,22 @@ def import_issues(files: tuple[IO[bytes], ...], tenant: str, timeout: float) -> 
     """Record the issues of Jira search results (FILES, one page each; - is stdin)."""
     found = _read(files)
     settings = GatewaySettings()
-    registry = SchemaRegistry(settings.schema_registry_url)
+    with SchemaRegistry(settings.schema_registry_url) as registry:
+        counts = _import(settings, registry, tenant, found, timeout)
+    click.echo(
+        f"{len(found)} issues for tenant {tenant!r}: {counts['recorded']} recorded, "
+        f"{counts['unchanged']} unchanged, {counts['stale']} older than the registry's, "
+        f"{counts['moved']} old keys of moved issues removed"
+    )
+
+
+def _import(
+    settings: GatewaySettings,
+    registry: SchemaRegistry,
+    tenant: str,
+    found: list[JiraIssue],
+    timeout: float,
+) -> dict[str, int]:
     writer = FramedCodec("KnownIssue", registry)
     try:
         writer.register(value_subject(settings.issues_topic))
@@ -124,8 +139,4 @@ def import_issues(files: tuple[IO[bytes], ...], tenant: str, timeout: float) -> 
         _produce(settings, records)
     finally:
         replica.close()
-    click.echo(
-        f"{len(found)} issues for tenant {tenant!r}: {counts['recorded']} recorded, "
-        f"{counts['unchanged']} unchanged, {counts['stale']} older than the registry's, "
-        f"{counts['moved']} old keys of moved issues removed"
-    )
+    return counts

@@ -42,6 +42,7 @@ from gateway.reload import watch_clients
 from gateway.routes import setup_routes
 from gateway.schemas import SchemaRegistration
 from gateway.settings import GatewaySettings
+from schemas.registry import FramedCodec, SchemaRegistry
 
 __all__ = ["create_app"]
 
@@ -87,10 +88,10 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
 async def _streams(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[STREAMS] = ChangeStreams(
-        settings.kafka_bootstrap,
+        settings.librdkafka_config(),
         settings.state_topic,
         settings.max_change_streams,
-        settings.schema_registry_url,
+        FramedCodec("StoredDeployment", SchemaRegistry(settings.schema_registry_url)),
     )
     yield
 

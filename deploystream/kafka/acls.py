@@ -34,6 +34,7 @@ def service_acls(
     deployments_topic: str = "deployments",
     state_topic: str = "deployments-state",
     dead_letter_topic: str = "deployments-dead-letter",
+    issues_topic: str = "deployments-issues",
     app_id: str = "deploystream",
 ) -> list[Acl]:
     """The ACLs of one installation (its topic names and faust app id)."""
@@ -46,6 +47,11 @@ def service_acls(
         [
             # The gateway writes events (idempotent producer: WRITE is enough on Kafka 3+).
             *_allow(gateway, topic, deployments_topic, "WRITE DESCRIBE", literal),
+            # The change stream reads the public state topic (assigned partitions, no group,
+            # nothing committed); only workers write it.
+            *_allow(gateway, topic, state_topic, "READ DESCRIBE", literal),
+            # The issue registry: created, replicated (read) and fed (webhook) by gateways.
+            *_allow(gateway, topic, issues_topic, f"READ WRITE {own}", literal),
             *_allow(worker, topic, deployments_topic, f"READ {own}", literal),
             *_allow(worker, topic, state_topic, f"READ WRITE {own}", literal),
             *_allow(worker, topic, dead_letter_topic, f"WRITE {own}", literal),

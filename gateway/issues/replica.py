@@ -38,8 +38,9 @@ _CLOSE_WAIT_S = 5.0
 
 
 def client_config(settings: GatewaySettings) -> dict[str, Any]:
-    """librdkafka settings shared by the registry's admin client and consumer."""
-    return {"bootstrap.servers": settings.kafka_bootstrap}
+    """librdkafka settings shared by the registry's admin client and consumer (bootstrap
+    and security, as every Kafka client of the gateway)."""
+    return dict(settings.librdkafka_config())
 
 
 class IssueReplica:

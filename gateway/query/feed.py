@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from gateway.errors import BadRequest
 from schemas import AvroCodec
-from schemas.registry import FramedCodec, SchemaRegistry
+from schemas.registry import FramedCodec
 
 __all__ = ["HEARTBEAT_S", "ChangeStreams", "event_id", "parse_event_id", "tenant_prefix"]
 
@@ -63,15 +64,17 @@ def parse_event_id(raw: str, partitions: int) -> list[int]:
 class ChangeStreams:
     """The gateway's change streams: their count and what they share."""
 
-    def __init__(self, bootstrap: str, topic: str, limit: int, registry_url: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(
+        self, kafka: Mapping[str, str], topic: str, limit: int, values: FramedCodec
+    ) -> None:
+        self.kafka = dict(kafka)
         self.topic = topic
         self.limit = limit
         self.open = 0
+        # Keys are plain Avro (their bytes are the partitioning and lookup key); values are
+        # framed and read with whatever writer schema the worker registered.
         self.keys = AvroCodec("DeploymentKey")
-        # State records are framed (Confluent wire format): each is read with its writer
-        # schema, fetched from the registry once per schema id. Keys are plain Avro.
-        self.values = FramedCodec("StoredDeployment", SchemaRegistry(registry_url))
+        self.values = values
         self.closing = asyncio.Event()
 
     def reader(self, last_event_id: str | None) -> tuple[Consumer, list[int]]:
@@ -80,7 +83,7 @@ class ChangeStreams:
         KafkaException when Kafka does not answer, BadRequest for a foreign event id)."""
         consumer = Consumer(
             {
-                "bootstrap.servers": self.bootstrap,
+                **self.kafka,
                 "group.id": "deploystream-change-stream",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -107,8 +110,8 @@ class ChangeStreams:
         return consumer, positions
 
     async def render(self, key: bytes, value: bytes | None) -> tuple[str, bytes]:
-        """The event name and JSON data of one state-topic record (ValueError when it does
-        not decode; waits while the registry cannot give a writer schema not seen yet)."""
+        """The event name and JSON data of one state-topic record (waits while the registry
+        is unavailable for a writer schema not seen yet; ValueError when undecodable)."""
         fields = self.keys.decode(key)
         if value is None:
             data = {

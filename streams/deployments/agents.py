@@ -94,6 +94,8 @@ class DeploymentAgent(Service):
         self._stored = codecs.state
         self._events = codecs.events
         self._letters = codecs.dead_letters
+        self._index = codecs.index
+        self._empty_entry: bytes | None = None
         self._topics = (
             self.state_table.changelog_topic.get_topic_name(),
             self.index_table.changelog_topic.get_topic_name(),
@@ -103,6 +105,12 @@ class DeploymentAgent(Service):
         guard.on_index_missing = self._start_rebuild
         #: (generation, partition, offset due) -> offset fetched, for each seek back.
         self._sought_back: dict[tuple[int, Any, int], int] = {}
+
+    def _entry_value(self) -> bytes:
+        # Encoded once the schemas are registered (before faust starts the agent).
+        if self._empty_entry is None:
+            self._empty_entry = self._index.encode({})
+        return self._empty_entry
 
     def _start_rebuild(self, generation: int, partitions: list[int]) -> None:
         self._rebuild = asyncio.ensure_future(self._rebuild_indexes(generation, partitions))
@@ -118,7 +126,7 @@ class DeploymentAgent(Service):
             done = await rebuild_index(
                 partition,
                 dbs,
-                self._stored.decode,
+                (self._stored.decode, self._entry_value()),
                 self.writer,
                 self._topics[1],
                 self.guard.marks(partition).state,
@@ -313,6 +321,7 @@ class DeploymentAgent(Service):
                 self._stored.encode,
                 self._stored.decode,
                 self.options.max_record_bytes,
+                self._entry_value(),
             )
             self._apply_partition(batch, partition_records, outcomes, dead)
             batches.append(batch)

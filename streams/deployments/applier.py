@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from schemas import AvroDecodeError
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.index import (
-    EMPTY_ENTRY,
     IndexName,
     decode_entry_key,
     entries_of,
@@ -44,7 +43,7 @@ class PartitionTables(Protocol):
     def delete(self, key: bytes) -> None:
         """Remove the deployment (a tombstone, also when it is absent)."""
 
-    def index_put(self, entry: bytes, value: bytes) -> None:
+    def index_put(self, entry: bytes) -> None:
         """Add an index entry."""
 
     def index_delete(self, entry: bytes) -> None:
@@ -73,13 +72,13 @@ class DeploymentApplier:
         for entry in sorted(before - after) if before else ():
             tables.index_delete(entry)
         for entry in sorted(after - before) if after else ():
-            tables.index_put(entry, EMPTY_ENTRY)
+            tables.index_put(entry)
 
     def ensure_indexed(self, tables: PartitionTables, key: bytes) -> None:
         """Write every index entry of the stored deployment (after a crash that delivered
         its table write but not all of its index writes)."""
         for entry in sorted(entries_of(key, tables.get(key))):
-            tables.index_put(entry, EMPTY_ENTRY)
+            tables.index_put(entry)
 
     def apply(self, tables: PartitionTables, key: bytes | None, event: dict[str, Any]) -> str:
         """Apply one event; returns the outcome's name for metrics."""

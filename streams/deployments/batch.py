@@ -69,6 +69,8 @@ class PartitionBatch:
     encode: Callable[[dict[str, Any]], bytes]
     decode: Callable[[bytes], dict[str, Any]]
     max_record_bytes: int
+    #: The value of every index entry: the empty DeploymentIndexEntry, framed.
+    entry_value: bytes
     #: key -> (decoded value or None for deleted, encoded bytes or None)
     state: dict[bytes, tuple[dict[str, Any] | None, bytes | None]] = field(default_factory=dict)
     #: entry key -> value bytes, or None for removed
@@ -136,11 +138,11 @@ class PartitionBatch:
         self.state[key] = (None, None)
         self.records.append(TableRecord(STATE, key, None, self._source))
 
-    def index_put(self, entry: bytes, value: bytes) -> None:
+    def index_put(self, entry: bytes) -> None:
         """Add an index entry."""
         self._remember(INDEX, entry)
-        self.index[entry] = value
-        self.records.append(TableRecord(INDEX, entry, value, self._source))
+        self.index[entry] = self.entry_value
+        self.records.append(TableRecord(INDEX, entry, self.entry_value, self._source))
 
     def index_delete(self, entry: bytes) -> None:
         """Remove an index entry."""

@@ -23,7 +23,6 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 __all__ = [
-    "EMPTY_ENTRY",
     "IndexEntry",
     "IndexName",
     "decode_entry_key",
@@ -37,8 +36,6 @@ __all__ = [
     "terms_prefix",
 ]
 
-#: The value of every entry: an Avro record without fields encodes to no bytes.
-EMPTY_ENTRY = b""
 #: Issue associations: the contract's association types that name Jira issues.
 ISSUE_ASSOCIATIONS = frozenset({"issueKeys", "issueIdOrKeys"})
 

@@ -17,7 +17,7 @@ from typing import Any
 from rocksdict import WriteBatch
 
 from streams.deployments.batch import INDEX, PartitionBatch
-from streams.deployments.index import EMPTY_ENTRY, entries_of
+from streams.deployments.index import entries_of
 from streams.deployments.progress import SOURCE_OFFSET_HEADER
 from streams.deployments.writer import OFFSET_KEY, ChangelogWriter, Outgoing, write_local
 
@@ -31,7 +31,7 @@ CHUNK = 2000
 async def rebuild_index(
     partition: int,
     dbs: tuple[Any, Any],
-    decode: Callable[[bytes], dict[str, Any]],
+    codec: tuple[Callable[[bytes], dict[str, Any]], bytes],
     writer: ChangelogWriter,
     index_topic: str,
     mark: int,
@@ -41,12 +41,13 @@ async def rebuild_index(
     the worker stopped or the partition went to another generation first (its index is
     then rebuilt by its next owner)."""
     state_db, index_db = dbs
+    decode, entry_value = codec
     header: list[tuple[str, str | bytes | None]] = [(SOURCE_OFFSET_HEADER, str(mark).encode())]
     started, count = time.monotonic(), 0
     iterator = state_db.iter()
     iterator.seek_to_first()
     while True:
-        batch = PartitionBatch(partition, state_db, index_db, _unused, decode, 0)
+        batch = PartitionBatch(partition, state_db, index_db, _unused, decode, 0, entry_value)
         batch.begin(mark)
         taken = 0
         while iterator.valid() and taken < CHUNK:
@@ -55,7 +56,7 @@ async def rebuild_index(
             if key == OFFSET_KEY or raw is None:
                 continue
             for entry in sorted(entries_of(key, decode(raw))):
-                batch.index_put(entry, EMPTY_ENTRY)
+                batch.index_put(entry)
             taken += 1
         if superseded():
             return False

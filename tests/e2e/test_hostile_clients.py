@@ -19,7 +19,8 @@ import pytest
 
 from chaos.stack import UNLIMITED, vm_rss_bytes
 from deploystream.kafka.provision import ProvidedBroker
-from gateway.events import EventCodecs
+from deploystream.registry.provision import ProvidedRegistry
+from gateway.events import deployment_key
 from streams.internal_auth import INTERNAL_SECRET_HEADER
 from tests.e2e.conftest import API, Stack, secret_of, start_stack
 from tests.e2e.test_deployments_api import deployment
@@ -41,7 +42,11 @@ RSS_SLACK = 12 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka: ProvidedBroker,
+    schema_registry: ProvidedRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
     env = {
         **UNLIMITED,
         **FAUST_ENV,
@@ -53,7 +58,9 @@ def stack(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) -> It
         # Above the record limit, so that a single deployment can be too large to store.
         "DEPLOYSTREAM_MAX_BODY_BYTES": str(2 * 1024 * 1024),
     }
-    running = start_stack(kafka, tmp_path_factory.mktemp("clients"), partitions=2, env=env)
+    running = start_stack(
+        kafka, schema_registry, tmp_path_factory.mktemp("clients"), partitions=2, env=env
+    )
     yield running
     running.http.close()
     running.stop()
@@ -298,7 +305,7 @@ def test_the_worker_answers_lookups_only_with_the_internal_secret(stack: Stack) 
     assert stack.submit(deployment(number=9100)).status_code == 202
     found = stack.wait_for(stack.path("web", "prod", 9100), lambda r: r.status_code == 200)
     assert found.status_code == 200
-    key_bytes = EventCodecs().encode_key("alpha", "web", "prod", 9100)
+    key_bytes = deployment_key("alpha", "web", "prod", 9100)
     encoded = base64.urlsafe_b64encode(key_bytes).decode()
     url = f"{worker_base(stack)}/internal/deployments"
     for headers in ({}, {INTERNAL_SECRET_HEADER: "x" * 43}, {"Authorization": "Basic eDp4"}):

@@ -60,6 +60,7 @@ def import_pages(stack: Stack, tmp_path: Path, tenant: str, *pages: dict[str, An
         env={
             "DEPLOYSTREAM_KAFKA_BOOTSTRAP": stack.config.bootstrap,
             "DEPLOYSTREAM_ISSUES_TOPIC": stack.config.issues_topic,
+            "DEPLOYSTREAM_SCHEMA_REGISTRY_URL": stack.config.registry_url,
         },
     )
     assert result.exit_code == 0, result.output

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -23,8 +23,10 @@ from confluent_kafka.admin import (
 )
 
 from deploystream.kafka.acls import service_acls
-from deploystream.kafka.broker import LocalKafka, ensure_libs
+from deploystream.kafka.broker import LocalKafka
+from deploystream.kafka.jars import ensure_libs
 from deploystream.kafka.security import BrokerSecurity
+from deploystream.registry.provision import ProvidedRegistry
 from deploystream.stack import Services, StackConfig, start_services
 from tests.e2e.conftest import API, SIGNING_KEY, secret_of, write_clients_file
 from tests.e2e.test_deployments_api import deployment
@@ -56,6 +58,7 @@ def grant(admin: AdminClient, config: StackConfig) -> None:
         deployments_topic=config.topic,
         state_topic=config.state_topic,
         dead_letter_topic=f"{config.topic}-dead-letter",
+        issues_topic=config.issues_topic,
         app_id=config.app_id,
     )
     bindings = [
@@ -75,7 +78,11 @@ def grant(admin: AdminClient, config: StackConfig) -> None:
 
 
 @pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
+def secure(
+    schema_registry: ProvidedRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecureStack]:
+    # The registry keeps its schemas on the session's broker: only worker and gateway use
+    # the secured one.
     tmp: Path = tmp_path_factory.mktemp("sasl")
     security = BrokerSecurity(users=USERS, tls_dir=tmp / "tls")
     broker = LocalKafka(ensure_libs(), work_dir=tmp / "kafka", security=security)
@@ -88,6 +95,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
         }
         config = StackConfig.in_folder(
             broker.bootstrap,
+            schema_registry.url,
             tmp,
             partitions=2,
             topic="secure-deployments",
@@ -177,26 +185,35 @@ def test_a_client_that_does_not_trust_the_ca_is_refused(secure: SecureStack) -> 
     assert error.code() in (KafkaError._TRANSPORT, KafkaError._SSL), error
 
 
-def test_the_gateway_user_cannot_read_what_the_workers_store(secure: SecureStack) -> None:
+def test_the_gateway_user_cannot_write_what_the_workers_store(secure: SecureStack) -> None:
+    # The gateway reads the public state topic (its change stream) but only workers write it,
+    # and it cannot join the workers' group (and so take their partitions).
+    producer = Producer(
+        {**secure.client_config("gateway"), "message.timeout.ms": 5000, "logger": LOG}
+    )
+    reports: list[KafkaError | None] = []
+    state = secure.services.config.state_topic
+    producer.produce(state, b"v", b"k", on_delivery=lambda e, _m: reports.append(e))
+    producer.flush(15)
+    assert reports and reports[0] is not None, "the gateway's credentials wrote the state topic"
+    assert reports[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, reports[0]
     consumer = Consumer(
         {
             **secure.client_config("gateway"),
-            "group.id": "secure-app",
+            "group.id": secure.services.config.app_id,
             "enable.auto.commit": False,
+            "logger": LOG,
         }
     )
     try:
-        consumer.assign([TopicPartition(secure.services.config.state_topic, 0, 0)])
+        consumer.subscribe([secure.services.config.topic])
         errors = []
         for _ in range(20):
             message = consumer.poll(0.5)
             if message is not None and message.error():
                 errors.append(message.error().code())
                 break
-        assert errors, "the gateway's credentials read the state topic"
-        assert errors[0] in (
-            KafkaError.TOPIC_AUTHORIZATION_FAILED,
-            KafkaError.GROUP_AUTHORIZATION_FAILED,
-        )
+        assert errors, "the gateway's credentials joined the workers' group"
+        assert errors[0] == KafkaError.GROUP_AUTHORIZATION_FAILED, errors
     finally:
         consumer.close()

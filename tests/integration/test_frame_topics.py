@@ -28,6 +28,7 @@ from schemas.registry import FramedCodec, SchemaRegistry, value_subject
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.progress import SOURCE_OFFSET_HEADER
 from streams.deployments.records import Put, apply_event
+from streams.internal_auth import INTERNAL_SECRET_HEADER
 from streams.topics import COMPACTED, ensure_topic
 from tests.e2e.test_deployments_api import deployment
 
@@ -143,12 +144,16 @@ def test_schemaless_state_is_framed_once_and_restored_by_a_worker(
     try:
         worker.wait_ready(120)
         url = f"http://127.0.0.1:{config.worker_ports[0]}/internal/deployments"
+        secret = {INTERNAL_SECRET_HEADER: config.internal_secret}
         for key, name in ((old[0], "old"), (updated[0], "updated again")):
             encoded = base64.urlsafe_b64encode(key).decode()
-            found = wait_for(lambda k=encoded: httpx.get(url, params={"key": k}, timeout=10))
+            found = wait_for(
+                lambda k=encoded: httpx.get(url, params={"key": k}, headers=secret, timeout=10)
+            )
             assert found.status_code == 200, found.text
             assert found.json()["deployment"]["displayName"] == name
         gone = base64.urlsafe_b64encode(deployment_key(TENANT, "web", "prod", 3)).decode()
-        assert httpx.get(url, params={"key": gone}, timeout=10).status_code == 404
+        missing = httpx.get(url, params={"key": gone}, headers=secret, timeout=10)
+        assert missing.status_code == 404
     finally:
         assert worker.stop() == 0

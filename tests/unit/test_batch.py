@@ -61,7 +61,7 @@ def dbs(tmp_path: Path) -> tuple[Rdict, Rdict]:
 
 def batch_over(dbs: tuple[Rdict, Rdict], limit: int = 1_000_000) -> PartitionBatch:
     state, index = dbs
-    return PartitionBatch(3, state, index, CODEC.encode, CODEC.decode, limit)
+    return PartitionBatch(3, state, index, CODEC.encode, CODEC.decode, limit, b"")
 
 
 def test_reads_see_the_batch_and_rocksdb_sees_nothing_until_written(
@@ -70,7 +70,7 @@ def test_reads_see_the_batch_and_rocksdb_sees_nothing_until_written(
     batch = batch_over(dbs)
     batch.begin(10)
     batch.put(b"k1", stored(1))
-    batch.index_put(b"entry-1", b"")
+    batch.index_put(b"entry-1")
     assert batch.get(b"k1") == stored(1)
     assert dbs[0].get(b"k1") is None
     assert list(batch.index_scan(b"entry")) == [b"entry-1"]
@@ -92,7 +92,7 @@ def test_a_rolled_back_event_leaves_no_write_and_no_record(dbs: tuple[Rdict, Rdi
     batch.begin(2)
     batch.put(b"k1", stored(1, usn=2))
     batch.delete(b"k2")
-    batch.index_put(b"entry", b"")
+    batch.index_put(b"entry")
     batch.rollback()
     assert batch.get(b"k1") == stored(1, usn=1)
     assert dict(batch.final_state()).keys() == {b"k1"}
@@ -127,7 +127,7 @@ def test_an_unchanged_value_is_rewritten_with_its_stored_bytes(dbs: tuple[Rdict,
     def no_encoding(value: dict[str, Any]) -> bytes:
         raise AssertionError("re-encoded")
 
-    batch = PartitionBatch(3, state, index, no_encoding, CODEC.decode, 1_000_000)
+    batch = PartitionBatch(3, state, index, no_encoding, CODEC.decode, 1_000_000, b"")
     batch.begin(1)
     batch.put(b"k1", batch.get(b"k1"))  # type: ignore[arg-type]
     assert batch.records[0].value == original
@@ -151,5 +151,15 @@ def test_a_scan_merges_rocksdb_with_the_batch(dbs: tuple[Rdict, Rdict]) -> None:
     batch = batch_over(dbs)
     batch.begin(1)
     batch.index_delete(b"a-2")
-    batch.index_put(b"a-0", b"")
+    batch.index_put(b"a-0")
     assert list(batch.index_scan(b"a-")) == [b"a-0", b"a-1", b"a-3"]
+
+
+def test_every_index_entry_carries_the_batchs_entry_value(dbs: tuple[Rdict, Rdict]) -> None:
+    # The index changelog's values are framed DeploymentIndexEntry records like every other
+    # value the worker writes: a value of the wrong format would stop its recovery.
+    state, index = dbs
+    batch = PartitionBatch(3, state, index, CODEC.encode, CODEC.decode, 1_000_000, b"\0\0\0\0\7")
+    batch.begin(10)
+    batch.index_put(b"entry")
+    assert [(r.key, r.value) for r in batch.records] == [(b"entry", b"\0\0\0\0\7")]

@@ -53,7 +53,7 @@ class Store:
     def apply(self, key: bytes, event: dict[str, Any]) -> None:
         partition = zlib.crc32(key) % PARTITIONS
         state, index = self.dbs[partition]
-        batch = PartitionBatch(partition, state, index, CODEC.encode, CODEC.decode, 1_000_000)
+        batch = PartitionBatch(partition, state, index, CODEC.encode, CODEC.decode, 1_000_000, b"")
         batch.begin(self.offset)
         APPLIER.apply(batch, key, event)
         self.offset += 1
