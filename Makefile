@@ -12,7 +12,7 @@ LOCK_ARGS ?=
 COMPILE := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: help install lock kafka-jars registry-app run test test-unit test-integration test-e2e chaos lint format clean
+.PHONY: help install lock kafka-jars registry-app browser run test test-unit test-integration test-e2e chaos lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -40,10 +40,21 @@ kafka-jars: install  ## fetch the Kafka broker jars from Maven Central once (cac
 registry-app: install  ## fetch Apicurio Registry from Maven Central once (SHA-256 checked; .cache/apicurio)
 	$(BIN)/python -c 'from deploystream.registry.apicurio import ensure_app; print(ensure_app())'
 
+# Debian's Chromium, for the web view's browser tests (driven by Playwright, whose own browser
+# downloads are never used). Installed once; a machine that has it skips this.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)  ## Debian's Chromium for the browser tests (apt-get once; skipped when present)
+
 run: kafka-jars registry-app  ## broker + registry + worker + gateway on 127.0.0.1 (gateway :8080); Ctrl-C stops all
 	$(BIN)/deploystream run
 
-test: kafka-jars registry-app  ## every tier against a real broker and registry the test session starts
+test: kafka-jars registry-app browser  ## every tier against a real broker and registry the test session starts
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install  ## unit tests only (no broker)
@@ -52,7 +63,7 @@ test-unit: install  ## unit tests only (no broker)
 test-integration: kafka-jars registry-app  ## integration tests (real broker and registry)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: kafka-jars registry-app  ## end-to-end tests (broker, registry, worker and gateway processes)
+test-e2e: kafka-jars registry-app browser  ## end-to-end tests (broker, registry, worker and gateway processes)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 chaos: kafka-jars registry-app  ## long fault soak (worker/gateway kills, broker outages); results in chaos/results/

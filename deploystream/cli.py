@@ -109,6 +109,7 @@ def run(
             click.echo(
                 f"\ndeploystream is running ({broker.kind} broker at {broker.bootstrap}).\n"
                 f"  gateway  {base}   (/healthz /readyz /metrics)\n"
+                f"  web view {base}/ui/   (sign in with the client below)\n"
                 f"  worker   http://127.0.0.1:{worker_port}   (/healthz /readyz /metrics)\n"
                 f"  registry {registry.url}   ({registry.kind}; Confluent-compatible API)\n"
                 f"  logs     {config.log_dir}\n\n"

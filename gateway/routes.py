@@ -8,6 +8,7 @@ from gateway import handlers, oauth
 from gateway.issues import webhook
 from gateway.query import changes
 from gateway.query import handlers as queries
+from gateway.ui.routes import setup_ui_routes
 
 __all__ = ["API_PREFIXES", "QUERY_PREFIXES", "setup_routes"]
 
@@ -53,3 +54,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", handlers.healthz, allow_head=False)
     app.router.add_get("/readyz", handlers.readyz, allow_head=False)
     app.router.add_get("/metrics", handlers.metrics, allow_head=False)
+    # The web view at /ui/ (and / to it): pages over the API above, not API operations.
+    setup_ui_routes(app)

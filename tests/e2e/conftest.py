@@ -44,8 +44,9 @@ def secret_of(client_id: str) -> str:
     return f"{client_id}-secret-0123456789abcdef0123456789"
 
 
-def write_clients_file(path: Path) -> Path:
-    """A clients file for CLIENTS, secrets stored as the gateway expects them."""
+def write_clients_file(path: Path, clients: dict[str, dict[str, Any]] | None = None) -> Path:
+    """A clients file for ``clients`` (CLIENTS by default), secrets stored as the gateway
+    expects them."""
     entries = {
         client_id: {
             **entry,
@@ -58,7 +59,7 @@ def write_clients_file(path: Path) -> Path:
                 else {}
             ),
         }
-        for client_id, entry in CLIENTS.items()
+        for client_id, entry in (CLIENTS if clients is None else clients).items()
     }
     path.write_text(yaml.safe_dump({"clients": entries}))
     return path

@@ -24,6 +24,7 @@ from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 from openapi_spec_validator import validate as validate_spec
 
 from gateway.routes import setup_routes
+from gateway.ui.routes import setup_ui_routes
 from gateway.validation import parse_submission
 
 SERVER = "http://127.0.0.1:8080"
@@ -143,7 +144,13 @@ def test_document_describes_exactly_the_routes_the_gateway_registers(
 ) -> None:
     app = web.Application()
     setup_routes(app)
-    served = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()}
+    # The web view's pages and files (/, /ui, /ui/...) are not API operations: they take no
+    # credentials and answer HTML, CSS and scripts, so the document leaves them out.
+    pages = web.Application()
+    setup_ui_routes(pages)
+    web_view = {(r.method.lower(), r.resource.canonical) for r in pages.router.routes()}
+    assert {path for _, path in web_view} == {"/", "/ui", "/ui/", "/ui/static/{version}/{name}"}
+    served = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()} - web_view
     methods = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
     documented = {
         (method, path)

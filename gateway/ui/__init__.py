@@ -1,0 +1,1 @@
+"""The web view: static pages over the query API, served by the gateway at ``/ui/``."""
