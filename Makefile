@@ -83,7 +83,7 @@ clean:  ## remove run data (var/); keeps .venv and the jar cache
 
 .PHONY: bench bench-quick
 
-bench: kafka-jars registry-app  ## benchmark: ingest, apply, lag, lookups, restarts, memory (~15-20 min) -> bench/results/
+bench: kafka-jars registry-app  ## benchmark: ingest, apply, lag, lookups, queries, restarts, memory (~15-20 min) -> bench/results/
 	$(BIN)/python -m bench
 
 bench-quick: kafka-jars registry-app  ## the same benchmark, smaller and shorter (under 2 minutes)

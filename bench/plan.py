@@ -29,6 +29,11 @@ class Plan:
     restore_timeout_s: float
     #: Restart the apply phase's worker without its RocksDB (tables with a property index).
     restore_check: bool = True
+    #: Seconds each query is driven per repeat (the query phase, over the lookup table).
+    query_s: float = 10.0
+    #: Issue keys of the lookup table are ``<PROJECT>-<n>``, ``n`` up to this (10 projects):
+    #: about a hundred deployments name each issue, two pages of its query.
+    issues_per_project: int = 500
 
     @property
     def quick(self) -> bool:
@@ -75,4 +80,7 @@ QUICK = Plan(
     profile_s=2.0,
     restore_timeout_s=60.0,
     restore_check=False,
+    query_s=2.0,
+    # A tenth of the full table: a tenth of the issues keeps the pages as long.
+    issues_per_project=50,
 )

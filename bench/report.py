@@ -120,6 +120,19 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                     f"p99 {single['p99Ms']:.1f} ms",
                 )
             )
+    queries = results.get("queries") or {}
+    for name in ("issue", "pipelines", "environments", "history"):
+        run = queries.get(name)
+        if run:
+            rows.append(
+                (
+                    f"Query {name}, {queries['clients']} clients, "
+                    f"{_n(queries['storedDeployments'])} stored",
+                    f"{_n(run['requestsPerS'])} requests/s, p50 {run['p50Ms']:.1f} ms, "
+                    f"p99 {run['p99Ms']:.1f} ms ({run['pages']['first']} first and "
+                    f"{run['pages']['next']} next pages, {run['valuesPerPage']} values/page)",
+                )
+            )
     restart = results.get("restart") or {}
     if restart:
         n = _n(restart.get("deployments"))
@@ -320,7 +333,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"Restart of that worker with its RocksDB deleted: {_restart_cell(restore)}.",
                 "",
             ]
-    for key in ("visibility", "lookup", "restart", "memory"):
+    for key in ("visibility", "lookup", "queries", "restart", "memory"):
         if results.get(key):
             lines += [f"## {key.title()}", "", "```json"]
             lines += [orjson.dumps(results[key], option=orjson.OPT_INDENT_2).decode(), "```", ""]

@@ -26,6 +26,7 @@ from bench.phases import (
     ingest_phase,
     lookup_phase,
     main_stack,
+    queries_phase,
     restart_phase,
     visibility_phase,
 )
@@ -38,7 +39,7 @@ from deploystream.registry.provision import provide_registry
 
 __all__ = ["main"]
 
-PHASES = ("ingest", "apply", "lookup", "visibility", "restart")
+PHASES = ("ingest", "apply", "lookup", "queries", "visibility", "restart")
 #: Used for the visibility load when the phases that measure them were not run.
 FALLBACK_GATEWAY_RATE = 2000.0
 FALLBACK_APPLY_RATE = 1000.0
@@ -68,6 +69,12 @@ NOTES = [
     "own code (bench/seed.py): a worker applies ~1,000 events/s here, too slow to build a "
     "1,000,000-deployment table by applying events within a run. Seeded deployments have "
     "no request properties (the property index stays empty).",
+    "Queries: each query of the query API (deployments of an issue, pipelines, latest "
+    "deployment per environment, an environment's deployments) on its own, 16 clients closed "
+    "loop over the lookup table, whose deployments name issues (about 100 deployments per "
+    "issue key) across 48 pipelines x 5 environments per 25,000; random existing parameters, "
+    "first pages at the default limit and, for half of the pages that have one, the next "
+    "page by its cursor.",
     "Restart: from the signal to /readyz 200 and to a 200 lookup through a gateway. After a "
     "SIGKILL the new worker's group join waits until the dead member's session expires "
     "(DEPLOYSTREAM_SESSION_TIMEOUT_S), so that timeout is a floor of crash restarts.",
@@ -132,7 +139,7 @@ def _run_phase(ctx: Context, name: str, results: dict[str, Any], call: Callable[
 )
 @click.option("--only", multiple=True, type=click.Choice(PHASES), help="Run only these phases.")
 def main(quick: bool, out: Path, auth: str, only: tuple[str, ...]) -> None:
-    """Measure ingest, apply, visibility lag, lookups, restarts and memory; write
+    """Measure ingest, apply, visibility lag, lookups, queries, restarts and memory; write
     bench/results/bench-<time>-<mode>.{json,md} and latest.{json,md}."""
     logging.basicConfig(level=logging.WARNING)
     plan = QUICK if quick else FULL
@@ -200,11 +207,13 @@ def _phases(ctx: Context, selected: set[str], results: dict[str, Any]) -> None:
         _run_phase(ctx, "ingest", results, lambda: ingest_phase(ctx))
     if "apply" in selected:
         _run_phase(ctx, "apply", results, lambda: apply_phase(ctx))
-    if selected & {"lookup", "visibility"}:
+    if selected & {"lookup", "queries", "visibility"}:
         stack: MainStack | None = _run_phase(ctx, "main", results, lambda: main_stack(ctx))
         if stack is not None:
             if "lookup" in selected:
                 _run_phase(ctx, "lookup", results, lambda: lookup_phase(ctx, stack))
+            if "queries" in selected:
+                _run_phase(ctx, "queries", results, lambda: queries_phase(ctx, stack))
             if "visibility" in selected:
                 saturation = (
                     (results.get("ingest") or {}).get("saturation", {}).get("10", {})

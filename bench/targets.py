@@ -93,6 +93,22 @@ TARGETS = (
         render=_ms,
     ),
     Target("Lookup p99, 64 clients", "lookup.p99Ms", 25.0, at_least=False, unit="ms", render=_ms),
+    *(
+        Target(
+            f"Query p99, 16 clients: {label}",
+            f"queries.{name}.p99Ms",
+            50.0,
+            at_least=False,
+            unit="ms",
+            render=_ms,
+        )
+        for name, label in (
+            ("issue", "deployments of an issue"),
+            ("pipelines", "pipelines"),
+            ("environments", "latest per environment"),
+            ("history", "an environment's deployments"),
+        )
+    ),
     Target(
         "Worker serving again after SIGKILL (RocksDB kept)",
         "restart.kill.servingS",

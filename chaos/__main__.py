@@ -3,8 +3,9 @@
 Starts a broker of its own (Maven-jar Kafka on a free port, data under ``var/chaos/``), and
 for each scenario a stack on it (own topic and app id), then runs the scenario for
 ``--duration`` seconds of faults under load and compares the end state with the reference
-model. Results go to ``chaos/results/chaos-<UTC time>.json`` and ``.md``; the exit code is 1
-when any scenario lost, staled or resurrected a key or got an unexpected answer.
+model, through lookups, the state topic and every query of the query API. Results go to
+``chaos/results/chaos-<UTC time>.json`` and ``.md``; the exit code is 1 when any scenario
+lost, staled or resurrected a key, answered a query wrongly or got an unexpected answer.
 """
 
 from __future__ import annotations
@@ -92,12 +93,13 @@ def _markdown(report: dict[str, Any]) -> str:
         "",
         "| scenario | seed | verdict | faults | requests | 202 | unknown | not applied | keys |"
         " lost | stale | resurrected | wrong | state-topic mismatches | table != state topic |"
-        " unexpected | caught up s | duration s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " queries (pages) | wrong queries | unexpected | caught up s | duration s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in report["scenarios"]:
         kinds = [m["kind"] for m in result["lookup_mismatches"]]
         outcomes = result["outcomes"]
+        queries = result["queries_checked"]
         lines.append(
             f"| {result['name']} | {result['seed']} | {'OK' if result['ok'] else 'FAILED'} "
             f"| {len(result['faults'])} | {sum(result['statuses'].values())} "
@@ -105,7 +107,9 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| {outcomes.get('not-applied', 0)} | {result['keys_checked']} "
             f"| {kinds.count('lost')} | {kinds.count('stale')} | {kinds.count('resurrected')} "
             f"| {kinds.count('wrong')} | {len(result['state_mismatches'])} "
-            f"| {len(result['table_differences'])} | {len(result['unexpected'])} "
+            f"| {len(result['table_differences'])} "
+            f"| {queries.get('queries', 0)} ({queries.get('pages', 0)}) "
+            f"| {len(result['query_mismatches'])} | {len(result['unexpected'])} "
             f"| {result['caught_up_s']} | {result['duration_s']} |"
         )
     for result in report["scenarios"]:
@@ -134,6 +138,8 @@ def _markdown(report: dict[str, Any]) -> str:
             lines.append(f"- mismatch: `{mismatch}`")
         for difference in result["table_differences"][:20]:
             lines.append(f"- table != state topic: `{difference}`")
+        for query in result["query_mismatches"][:20]:
+            lines.append(f"- query answer wrong: `{query}`")
         for unexpected in result["unexpected"][:20]:
             lines.append(f"- unexpected answer: `{unexpected}`")
     return "\n".join(lines) + "\n"

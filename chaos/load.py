@@ -3,6 +3,7 @@ time, recording every answer in its lane's model and in a shared log of samples.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from chaos.model import (
     Operation,
     Outcome,
     Submit,
+    SubmitItem,
 )
 from deploystream.load import API, DeploymentGenerator, GeneratorConfig, lookup_path
 
@@ -49,14 +51,46 @@ class Sample:
     retry_after: str | None = None
 
 
-def _submission(submit: Submit, payloads: DeploymentGenerator) -> dict[str, Any]:
-    """The ``POST /bulk`` body: the model's keys, numbers and names in realistic payloads."""
-    deployments = [
-        payloads.deployment_for(
-            item.key.pipeline, item.key.environment, item.key.number, item.usn, item.name
-        )
-        for item in submit.items
+def _links(item: SubmitItem) -> dict[str, Any]:
+    """``issueKeys`` and ``associations`` naming exactly the item's issues, each through one
+    of the three ways a deployment can name an issue (by its position and the item's number),
+    and a commit, so that an item that names no issue is still valid."""
+    routes: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for position, issue in enumerate(item.issues):
+        # A numeric issue id is only valid in an issueIdOrKeys association.
+        route = (position + item.usn) % 3 if "-" in issue else 2
+        routes[route].append(issue)
+    top, by_key, by_id = routes
+    commit = hashlib.sha1(item.name.encode(), usedforsecurity=False).hexdigest()
+    associations: list[dict[str, Any]] = [
+        {"associationType": "commit", "values": [{"commitHash": commit, "repositoryId": "chaos"}]}
     ]
+    if by_key:
+        associations.append({"associationType": "issueKeys", "values": by_key})
+    if by_id:
+        associations.append({"associationType": "issueIdOrKeys", "values": by_id})
+    return (
+        {"issueKeys": top, "associations": associations} if top else {"associations": associations}
+    )
+
+
+def _deployment(item: SubmitItem, payloads: DeploymentGenerator) -> dict[str, Any]:
+    """A generated payload with the model's key, number, name and issues. ``lastUpdated`` is
+    cut to whole seconds: deployments of different lanes then often share one, and the
+    order of an issue's deployments with equal ``lastUpdated`` is checked too."""
+    key = item.key
+    sent = payloads.deployment_for(key.pipeline, key.environment, key.number, item.usn, item.name)
+    sent.pop("issueKeys", None)
+    sent.pop("associations", None)
+    sent.update(_links(item))
+    sent["lastUpdated"] = sent["lastUpdated"][:19] + "Z"
+    return sent
+
+
+def _submission(submit: Submit, payloads: DeploymentGenerator) -> dict[str, Any]:
+    """The ``POST /bulk`` body: the model's keys, numbers, names and issues in realistic
+    payloads."""
+    deployments = [_deployment(item, payloads) for item in submit.items]
     return {"deployments": deployments, "properties": dict(submit.properties)}
 
 

@@ -36,6 +36,8 @@ __all__ = [
     "State",
     "Submit",
     "SubmitItem",
+    "environments_of",
+    "issue_pool",
 ]
 
 #: Odd lanes number their updates from 2**53 up: above it a float cannot tell n from n + 1,
@@ -47,7 +49,7 @@ MAX_POSSIBLE_STATES = 8
 
 @dataclass(frozen=True, order=True)
 class Key:
-    """A deployment of the load: pipeline ``chaos-<lane>``, one environment, a number."""
+    """A deployment of the load: pipeline ``chaos-<lane>``, an environment, a number."""
 
     lane: int
     number: int
@@ -62,11 +64,12 @@ class Key:
 @dataclass(frozen=True, order=True)
 class State:
     """What is stored for a key: its number, the (unique) name of the submission that wrote
-    it, and the properties that came with it (sorted pairs)."""
+    it, the properties that came with it (sorted pairs) and the issues it names (sorted)."""
 
     usn: int
     name: str
     properties: tuple[tuple[str, str], ...]
+    issues: tuple[str, ...] = ()
 
 
 class Outcome(enum.Enum):
@@ -79,11 +82,12 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class SubmitItem:
-    """One deployment of a submission."""
+    """One deployment of a submission, and the issues it names (sorted)."""
 
     key: Key
     usn: int
     name: str
+    issues: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ class LaneModel:
             return
         if isinstance(operation, Submit):
             for item in operation.items:
-                incoming = State(item.usn, item.name, operation.properties)
+                incoming = State(item.usn, item.name, operation.properties, item.issues)
                 self._change([item.key], lambda s, new=incoming: _submitted(s, new), outcome)
         elif isinstance(operation, DeleteByKey):
             self._change([operation.key], lambda s: _deleted(s, operation.limit), outcome)
@@ -195,6 +199,24 @@ class HistoryConfig:
     batches: int = 3
     #: Submissions carry properties (``lane``, ``batch``); without, no delete by properties.
     with_properties: bool = True
+    #: Environments of each lane's keys, taken in turn by its key numbers.
+    environments: int = 3
+    #: Issues the deployments name, shared by every lane (see :func:`issue_pool`).
+    issues: int = 12
+    #: Most issues one deployment names.
+    max_issues: int = 3
+
+
+def issue_pool(config: HistoryConfig) -> tuple[str, ...]:
+    """The issues a history's deployments name: keys ``CHAOS-<n>``, every fourth a numeric
+    issue id instead (which only an ``issueIdOrKeys`` association can carry)."""
+    return tuple(str(10_000 + n) if n % 4 == 3 else f"CHAOS-{n + 1}" for n in range(config.issues))
+
+
+def environments_of(environment: str, config: HistoryConfig) -> tuple[str, ...]:
+    """The environment ids of a history: ``environment``, then ``environment-2``, ..."""
+    others = (f"{environment}-{n}" for n in range(2, config.environments + 1))
+    return (environment, *others)
 
 
 @dataclass
@@ -205,15 +227,19 @@ class LaneHistory:
     lane: int
     seed: int
     config: HistoryConfig = field(default_factory=HistoryConfig)
-    #: The environment of every key: runs sharing a stack use different ones.
+    #: The first environment of the keys (the others are named after it, see
+    #: :func:`environments_of`): runs sharing a stack use different ones.
     environment: str = "prod"
     model: LaneModel = field(default_factory=LaneModel)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(f"{self.seed}/{self.lane}")  # noqa: S311 (test data)
+        environments = environments_of(self.environment, self.config)
         self._keys = [
-            Key(self.lane, n, self.environment) for n in range(1, self.config.keys_per_lane + 1)
+            Key(self.lane, n, environments[(n - 1) % len(environments)])
+            for n in range(1, self.config.keys_per_lane + 1)
         ]
+        self._pool = issue_pool(self.config)
         base = BIG_SEQUENCE_BASE if self.lane % 2 else 0
         self._counter = dict.fromkeys(self._keys, base)
         self._step = 0
@@ -226,6 +252,10 @@ class LaneHistory:
     def _number(self, key: Key) -> int:
         self._counter[key] += 1
         return self._counter[key] + self._rng.randint(-self.config.jitter, self.config.jitter)
+
+    def _issues(self) -> tuple[str, ...]:
+        count = self._rng.randint(0, min(self.config.max_issues, len(self._pool)))
+        return tuple(sorted(self._rng.sample(self._pool, count)))
 
     def _limit(self, key: Key) -> int | None:
         if self._rng.random() < 0.5:
@@ -253,7 +283,12 @@ class LaneHistory:
             return DeleteByKey(key, self._limit(key))
         chosen = rng.sample(usable, min(len(usable), rng.randint(1, self.config.max_batch)))
         items = tuple(
-            SubmitItem(key, self._number(key), f"lane {self.lane} step {self._step} #{i}")
+            SubmitItem(
+                key,
+                self._number(key),
+                f"lane {self.lane} step {self._step} #{i}",
+                self._issues(),
+            )
             for i, key in enumerate(chosen)
         )
         if not self.config.with_properties:

@@ -16,12 +16,14 @@ from typing import Any
 import httpx
 
 from chaos.load import LoadRunner, Sample
-from chaos.model import HistoryConfig
+from chaos.model import HistoryConfig, issue_pool
+from chaos.queries import query_mismatches
 from chaos.stack import ChaosStack, wait_ready
 from chaos.verify import (
     Mismatch,
     lookup_all,
     lookup_mismatches,
+    seen_of,
     state_topic_mismatches,
     table_differences,
 )
@@ -73,6 +75,10 @@ class ScenarioResult:
     state_mismatches: list[Mismatch] = field(default_factory=list)
     #: Keys on which the tables (lookups) and the state topic rebuilt from scratch differ.
     table_differences: list[dict[str, Any]] = field(default_factory=list)
+    #: Query answers that differ from what the lookups (checked against the model) imply.
+    query_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    #: Queries walked, pages read, values listed.
+    queries_checked: dict[str, int] = field(default_factory=dict)
     unexpected: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     #: Every request of the load (not part of the report).
@@ -85,6 +91,7 @@ class ScenarioResult:
             self.lookup_mismatches
             or self.state_mismatches
             or self.table_differences
+            or self.query_mismatches
             or self.unexpected
         )
 
@@ -103,6 +110,8 @@ class ScenarioResult:
             "lookup_mismatches": [m.as_dict() for m in self.lookup_mismatches],
             "state_mismatches": [m.as_dict() for m in self.state_mismatches],
             "table_differences": self.table_differences[:50],
+            "queries_checked": self.queries_checked,
+            "query_mismatches": self.query_mismatches[:50],
             "unexpected": self.unexpected[:50],
             "extra": self.extra,
         }
@@ -115,13 +124,15 @@ class ScenarioResult:
             f"operations {self.outcomes}; caught up in {self.caught_up_s:.1f}s; "
             f"{self.keys_checked} keys checked: {len(self.lookup_mismatches)} wrong by lookup, "
             f"{len(self.state_mismatches)} wrong in the state topic, "
-            f"{len(self.table_differences)} where table and state topic differ",
+            f"{len(self.table_differences)} where table and state topic differ; "
+            f"queries {self.queries_checked}: {len(self.query_mismatches)} wrong",
         ]
         lines += [f"  fault: {fault}" for fault in self.faults]
         lines += [f"  {key}: {value}" for key, value in self.extra.items()]
         lines += [f"  lookup mismatch: {m}" for m in self.lookup_mismatches[:10]]
         lines += [f"  state mismatch: {m}" for m in self.state_mismatches[:10]]
         lines += [f"  table vs state topic: {d}" for d in self.table_differences[:10]]
+        lines += [f"  query mismatch: {m}" for m in self.query_mismatches[:10]]
         lines += [f"  unexpected: {u}" for u in self.unexpected[:10]]
         return "\n".join(lines)
 
@@ -137,7 +148,7 @@ def _finish(
     result.samples = list(runner.samples)
     result.caught_up_s = stack.wait_caught_up()
     models = [(h.keys, h.model) for h in runner.histories]
-    result.keys_checked, result.lookup_mismatches, seen = lookup_mismatches(
+    result.keys_checked, result.lookup_mismatches, bodies = lookup_mismatches(
         stack.base_url, stack.auth, models
     )
     _, result.state_mismatches, rebuilt = state_topic_mismatches(
@@ -148,9 +159,19 @@ def _finish(
         models,
     )
     # Keys only the state topic has are looked up too: the table must agree on them.
-    extra = [key for key in rebuilt if key not in seen]
-    seen.update(lookup_all(stack.base_url, stack.auth, extra))
-    result.table_differences = table_differences(seen, rebuilt)
+    extra = [key for key in rebuilt if key not in bodies]
+    bodies.update(lookup_all(stack.base_url, stack.auth, extra))
+    result.table_differences = table_differences(
+        {key: seen_of(body) for key, body in bodies.items()}, rebuilt
+    )
+    # What the lookups found decides what every query must answer.
+    check = query_mismatches(stack.base_url, stack.auth, models, bodies, issue_pool(runner.history))
+    result.query_mismatches = check.mismatches
+    result.queries_checked = {
+        "queries": check.queries,
+        "pages": check.pages,
+        "values": check.values,
+    }
     result.duration_s = time.monotonic() - started
     return result
 

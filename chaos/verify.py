@@ -19,12 +19,14 @@ from fastavro.schema import load_schema
 
 from chaos.load import deployment_path
 from chaos.model import Key, LaneModel, State
+from chaos.queries import Body, named_issues
 from schemas.registry import FramedCodec, SchemaRegistry
 
 __all__ = [
     "Mismatch",
     "lookup_mismatches",
     "read_state_topic",
+    "seen_of",
     "state_topic_mismatches",
     "table_differences",
 ]
@@ -55,6 +57,7 @@ class Mismatch:
         """JSON-ready."""
         return {
             "lane": self.key.lane,
+            "environment": self.key.environment,
             "number": self.key.number,
             "kind": self.kind,
             "actual": repr(self.actual),
@@ -87,15 +90,22 @@ def _keys(models: Iterable[tuple[Iterable[Key], LaneModel]]) -> list[tuple[Key, 
     return [(key, model) for keys, model in models for key in keys]
 
 
-def _lookup(client: httpx.Client, key: Key) -> Seen:
+def seen_of(body: Body | None) -> Seen:
+    """What the lookup check compares of a looked-up deployment."""
+    if body is None:
+        return None
+    return int(body["updateSequenceNumber"]), str(body["displayName"])
+
+
+def _lookup(client: httpx.Client, key: Key) -> Body | None:
     deadline = time.monotonic() + LOOKUP_RETRY_S
     while True:
         response = client.get(deployment_path(key))
         if response.status_code == 404:
             return None
         if response.status_code == 200:
-            body = response.json()
-            return int(body["updateSequenceNumber"]), str(body["displayName"])
+            body: Body = response.json()
+            return body
         if response.status_code != 503 or time.monotonic() > deadline:
             msg = f"lookup of {key} answered {response.status_code}: {response.text[:300]}"
             raise AssertionError(msg)
@@ -104,8 +114,8 @@ def _lookup(client: httpx.Client, key: Key) -> Seen:
 
 def lookup_all(
     base_url: str, auth: tuple[str, str], keys: Iterable[Key], threads: int = 4
-) -> dict[Key, Seen]:
-    """What the gateway answers for each key."""
+) -> dict[Key, Body | None]:
+    """What the gateway answers for each key (``None``: 404)."""
     wanted = list(keys)
     with (
         httpx.Client(base_url=base_url, auth=auth, timeout=30.0) as client,
@@ -119,17 +129,17 @@ def lookup_mismatches(
     auth: tuple[str, str],
     models: Iterable[tuple[Iterable[Key], LaneModel]],
     threads: int = 4,
-) -> tuple[int, list[Mismatch], dict[Key, Seen]]:
-    """Look every key up through the gateway: (keys checked, mismatches, what was seen)."""
+) -> tuple[int, list[Mismatch], dict[Key, Body | None]]:
+    """Look every key up through the gateway: (keys checked, mismatches, the answers)."""
     pairs = _keys(models)
-    seen = lookup_all(base_url, auth, (key for key, _ in pairs), threads)
+    bodies = lookup_all(base_url, auth, (key for key, _ in pairs), threads)
     found = []
     for key, model in pairs:
         allowed = {None if s is None else (s.usn, s.name) for s in model.states(key)}
-        mismatch = _mismatch(key, seen[key], allowed)
+        mismatch = _mismatch(key, seen_of(bodies[key]), allowed)
         if mismatch is not None:
             found.append(mismatch)
-    return len(pairs), sorted(found, key=lambda m: m.key), seen
+    return len(pairs), sorted(found, key=lambda m: m.key), bodies
 
 
 def table_differences(seen: dict[Key, Seen], rebuilt: dict[Key, State]) -> list[dict[str, Any]]:
@@ -142,7 +152,13 @@ def table_differences(seen: dict[Key, Seen], rebuilt: dict[Key, State]) -> list[
         topic = None if state is None else (state.usn, state.name)
         if table != topic:
             differences.append(
-                {"lane": key.lane, "number": key.number, "table": table, "stateTopic": topic}
+                {
+                    "lane": key.lane,
+                    "environment": key.environment,
+                    "number": key.number,
+                    "table": table,
+                    "stateTopic": topic,
+                }
             )
     return differences
 
@@ -208,8 +224,8 @@ def state_topic_mismatches(
     models: Iterable[tuple[Iterable[Key], LaneModel]],
 ) -> tuple[int, list[Mismatch], dict[Key, State]]:
     """Rebuild current state from the state topic (values read through the registry, keys
-    plain Avro) and compare every key, properties included: (keys checked, mismatches, the
-    rebuilt state)."""
+    plain Avro) and compare every key, properties and issues included: (keys checked,
+    mismatches, the rebuilt state)."""
     pairs = _keys(models)
     environments = {key.environment for key, _ in pairs}
     rebuilt: dict[Key, State] = {}
@@ -230,6 +246,7 @@ def state_topic_mismatches(
             deployment["updateSequenceNumber"],
             deployment["displayName"],
             tuple(sorted((value["properties"] or {}).items())),
+            named_issues(deployment),
         )
     found = []
     unwritten = dict(rebuilt)

@@ -27,6 +27,8 @@ class MainStack:
     worker: ServiceProcess
     gateway: ServiceProcess
     keys: list[tuple[str, str, int]]
+    #: Every issue key the stored deployments name.
+    issues: list[str]
 
     @property
     def url(self) -> str:
@@ -47,6 +49,7 @@ def main_stack(ctx: Context) -> MainStack:
         BENCH_CLIENT,
         plan.lookup_deployments,
         keys_wanted=plan.lookup_deployments,
+        issues_per_project=plan.issues_per_project,
     )
     worker = env.worker(config, "worker-main")
     gateway = env.gateway(config, "gateway-main")
@@ -55,7 +58,7 @@ def main_stack(ctx: Context) -> MainStack:
     worker.wait_ready(plan.restore_timeout_s)
     gateway.wait_ready(60)
     ctx.log("lookup", f"worker and gateway ready over {seeded.count:,} stored deployments")
-    return MainStack(config, worker, gateway, seeded.keys)
+    return MainStack(config, worker, gateway, seeded.keys, seeded.issues)
 
 
 def lookup_phase(ctx: Context, stack: MainStack, clients: int = 64) -> dict[str, Any]:

@@ -102,6 +102,9 @@ class GeneratorConfig:
     lifecycle: bool = True
     #: Prefix of every pipeline id: generators with different namespaces never share a key.
     namespace: str = ""
+    #: Issue keys are ``<PROJECT>-<n>`` with ``n`` up to this: fewer, and more deployments
+    #: name each issue (its query lists more of them).
+    issues_per_project: int = 9999
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.out_of_order <= MAX_OUT_OF_ORDER:
@@ -109,6 +112,9 @@ class GeneratorConfig:
             raise ValueError(msg)
         if self.pipelines < 1 or not 1 <= self.environments_per_pipeline <= len(_ENVIRONMENTS):
             msg = f"need >= 1 pipeline and 1..{len(_ENVIRONMENTS)} environments per pipeline"
+            raise ValueError(msg)
+        if self.issues_per_project < 1:
+            msg = "issues_per_project must be at least 1"
             raise ValueError(msg)
 
 
@@ -353,7 +359,9 @@ class DeploymentGenerator:
         return None
 
     def _issue_key(self) -> str:
-        return f"{self._rng.choice(_PROJECTS)}-{self._rng.randint(1, 9999)}"
+        return (
+            f"{self._rng.choice(_PROJECTS)}-{self._rng.randint(1, self.config.issues_per_project)}"
+        )
 
     def _commit(self) -> dict[str, str]:
         rng = self._rng

@@ -107,3 +107,5 @@ def test_no_acknowledged_write_is_lost_over_a_broker_outage(outage: ScenarioResu
     assert outage.unexpected == []
     assert outage.lookup_mismatches == []
     assert outage.state_mismatches == []
+    assert outage.queries_checked["pages"] > outage.queries_checked["queries"]
+    assert outage.query_mismatches == []

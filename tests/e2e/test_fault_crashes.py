@@ -1,7 +1,7 @@
 """Crashes under steady load lose nothing: the worker and the gateway are SIGKILLed at random
 (seeded) moments and restarted, and afterwards every key is what the reference model built
-from the acknowledged operations allows: looked up through the gateway, and rebuilt from the
-public state topic.
+from the acknowledged operations allows: looked up through the gateway, rebuilt from the
+public state topic, and listed by every query of the query API.
 
 The load (``chaos.load``): four lanes, each sending its own seeded history one request at a
 time: submissions of up to five deployments with out-of-order, equal and 2**53-sized
@@ -82,9 +82,17 @@ def test_worker_killed_three_times_under_load_loses_no_acknowledged_write(
 def test_state_topic_after_worker_crashes_equals_the_reference_model(
     worker_crash: ScenarioResult,
 ) -> None:
-    # Rebuilt from the compacted changelog alone, properties included.
+    # Rebuilt from the compacted changelog alone, properties and issues included.
     assert worker_crash.keys_checked == SHAPE.lanes * SHAPE.history.keys_per_lane
     assert worker_crash.state_mismatches == []
+
+
+def test_every_query_after_worker_crashes_answers_what_the_lookups_found(
+    worker_crash: ScenarioResult,
+) -> None:
+    # Every page of every query of the run's pipelines, environments and issues.
+    assert worker_crash.queries_checked["pages"] > worker_crash.queries_checked["queries"]
+    assert worker_crash.query_mismatches == []
 
 
 def test_every_202_survives_the_gateway_being_killed_mid_request(
@@ -98,3 +106,4 @@ def test_every_202_survives_the_gateway_being_killed_mid_request(
     assert gateway_crash.unexpected == []
     assert gateway_crash.lookup_mismatches == []
     assert gateway_crash.state_mismatches == []
+    assert gateway_crash.query_mismatches == []

@@ -3,6 +3,7 @@ histories are adversarial (late, equal and huge sequence numbers)."""
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 from typing import Any
 
@@ -10,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaos.load import _submission
+from chaos.load import _links, _submission
 from chaos.model import (
     BIG_SEQUENCE_BASE,
     DeleteByKey,
@@ -28,6 +29,7 @@ from chaos.verify import _mismatch
 from deploystream.load import DeploymentGenerator, GeneratorConfig
 from gateway.validation import parse_submission
 from streams.deployments.gating import GatingPolicy
+from streams.deployments.index import issue_keys_of
 from streams.deployments.records import (
     DELETED,
     SUBMITTED,
@@ -69,6 +71,7 @@ def worker_table(operations: list[Any]) -> dict[Key, Stored]:
                     "updateSequenceNumber": item.usn,
                     "displayName": item.name,
                     "commands": None,
+                    **_links(item),
                 }
                 payload = {
                     "deployment": deployment,
@@ -92,7 +95,9 @@ def as_state(stored: Stored | None) -> State | None:
         return None
     deployment = stored["deployment"]
     properties = tuple(sorted(stored["properties"].items()))
-    return State(deployment["updateSequenceNumber"], deployment["displayName"], properties)
+    # The issues the worker's index files the deployment under.
+    issues = tuple(sorted(issue_keys_of(deployment)))
+    return State(deployment["updateSequenceNumber"], deployment["displayName"], properties, issues)
 
 
 @settings(max_examples=60, deadline=None)
@@ -181,3 +186,27 @@ def test_submissions_are_generated_payloads_with_the_models_keys_numbers_and_nam
             )
             assert int(sent["updateSequenceNumber"]) == item.usn
             assert sent["displayName"] == item.name
+
+
+def test_submissions_name_exactly_their_items_issues_in_every_way_a_deployment_can() -> None:
+    history = LaneHistory(2, seed=5, config=HistoryConfig(keys_per_lane=9))
+    payloads = DeploymentGenerator(GeneratorConfig(seed=5))
+    items = [
+        item
+        for op in (history.next() for _ in range(300))
+        if isinstance(op, Submit)
+        for item in op.items
+    ]
+    assert {item.key.environment for item in items} == {"prod", "prod-2", "prod-3"}
+    routes: set[str] = set()
+    for item in items:
+        sent = _submission(Submit((item,), ()), payloads)["deployments"][0]
+        assert tuple(sorted(issue_keys_of(sent))) == item.issues
+        # Whole seconds: different lanes' deployments often tie.
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", sent["lastUpdated"])
+        if sent.get("issueKeys"):
+            routes.add("top-level issueKeys")
+        routes.update(a["associationType"] for a in sent["associations"])
+    assert routes == {"top-level issueKeys", "issueKeys", "issueIdOrKeys", "commit"}
+    assert any(not item.issues for item in items)
+    assert any("-" not in issue for item in items for issue in item.issues)  # numeric ids

@@ -150,3 +150,12 @@ def test_percentile_and_result_summary() -> None:
     assert summary["requestsPerS"] == 5.0
     assert summary["deploymentsPerS"] == 45.0
     assert summary["latencyMs"]["p50"] == 50.0
+
+
+def test_issue_keys_can_be_drawn_from_fewer_issues_per_project() -> None:
+    generator = DeploymentGenerator(GeneratorConfig(seed=1, issues_per_project=5))
+    keys = {key for item in generator.deployments(300) for key in item.get("issueKeys", ())}
+    assert len(keys) > 10
+    assert all(1 <= int(key.rsplit("-", 1)[1]) <= 5 for key in keys)
+    with pytest.raises(ValueError, match="issues_per_project"):
+        GeneratorConfig(issues_per_project=0)
