@@ -35,7 +35,7 @@ lock:  ## regenerate requirements/*.lock after changing dependencies (LOCK_ARGS=
 	$(COMPILE) -c $(LOCK) -o $(RUNTIME_LOCK) pyproject.toml requirements/build.in
 
 kafka-jars: install  ## fetch the Kafka broker jars from Maven Central once (cached in .cache/kafka)
-	$(BIN)/python -c 'from deploystream.kafka.broker import ensure_libs; print(ensure_libs())'
+	$(BIN)/python -c 'from deploystream.kafka.jars import ensure_libs; print(ensure_libs())'
 
 registry-app: install  ## fetch Apicurio Registry from Maven Central once (SHA-256 checked; .cache/apicurio)
 	$(BIN)/python -c 'from deploystream.registry.apicurio import ensure_app; print(ensure_app())'

@@ -31,7 +31,8 @@ from chaos.scenarios import (
     worker_crashes,
 )
 from chaos.stack import ChaosStack, start_stack
-from deploystream.kafka.broker import LocalKafka, ensure_libs, free_port
+from deploystream.kafka.broker import LocalKafka, free_port
+from deploystream.kafka.jars import ensure_libs
 from deploystream.registry.provision import provide_registry
 
 SCENARIOS = ("worker", "gateway", "broker")

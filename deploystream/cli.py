@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 import click
 import httpx
@@ -16,11 +13,11 @@ import httpx
 from deploystream.credentials import DEV_CLIENT, compose_secrets, development_credentials
 from deploystream.issues import issues
 from deploystream.kafka.acls import kafka_acls_commands, service_acls
-from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import provide_broker
 from deploystream.load import load
 from deploystream.migrate import frame_topics_command
 from deploystream.registry.provision import provide_registry
+from deploystream.services import kafka, registry, stop_on_signals
 from deploystream.stack import StackConfig, start_services
 from deploystream.tail import tail
 from gateway.clients import hash_secret, new_secret
@@ -52,19 +49,6 @@ SAMPLE = {
 STOP_TIMEOUT_S = 12.0
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        del frame
-        logger.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
-
-
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
@@ -76,7 +60,7 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--kafka-port", default=9092, show_default=True, help="Broker port (Maven/Docker).")
+@click.option("--kafka-port", default=9092, show_default=True, help="Broker port.")
 @click.option("--gateway-port", default=8080, show_default=True, help="Gateway HTTP port.")
 @click.option("--worker-port", default=6066, show_default=True, help="Worker HTTP port.")
 @click.option(
@@ -100,7 +84,7 @@ def run(
 ) -> None:
     """Start broker, schema registry, worker and gateway on 127.0.0.1 until Ctrl-C or
     SIGTERM."""
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     var_dir = var_dir.resolve()
     credentials, secret = development_credentials(var_dir)
     with (
@@ -242,16 +226,8 @@ def kafka_acls(
     click.echo(kafka_acls_commands(acls, bootstrap))
 
 
-@main.command()
-@click.option("--port", default=None, type=int, help="Broker port (default: a free one).")
-def kafka(port: int | None) -> None:
-    """Run only the broker (Maven jars or Docker) until Ctrl-C."""
-    stop = _stop_on_signals()
-    with provide_broker(port=port or free_port()) as broker:
-        click.echo(f"Kafka ({broker.kind}) at {broker.bootstrap}; Ctrl-C stops it.")
-        stop.wait()
-
-
+main.add_command(kafka)
+main.add_command(registry)
 main.add_command(load)
 main.add_command(issues)
 main.add_command(tail)

@@ -2,10 +2,10 @@
 started here.
 
 ``DEPLOYSTREAM_KAFKA_BOOTSTRAP`` points the suite at an existing cluster; otherwise a Docker
-engine (testcontainers) or the Maven-jar broker is started. ``DEPLOYSTREAM_SCHEMA_REGISTRY_URL``
-points it at an existing registry; otherwise Apicurio Registry is started once, its schemas
-on the session's broker. Nothing skips for want of either: if one cannot be had, the tests
-that need it fail.
+engine that answers (testcontainers) or else the Maven-jar broker is started.
+``DEPLOYSTREAM_SCHEMA_REGISTRY_URL`` points it at an existing registry; otherwise Apicurio
+Registry is started once, its schemas on the session's broker. Nothing skips for want of
+either: if one cannot be had, the tests that need it fail.
 """
 
 from __future__ import annotations

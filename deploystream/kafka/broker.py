@@ -1,17 +1,15 @@
 """A real single-node Apache Kafka (KRaft) broker from Maven Central jars, without Docker.
 
-The jars are resolved once with ``mvn`` into a cache folder; every later start reuses them
-and needs no network. Each broker gets its own work folder (data + logs), is formatted,
-started, probed with a Metadata request and stopped with SIGTERM then SIGKILL.
+The jars come from :mod:`deploystream.kafka.jars`. Each broker gets its own work folder
+(data + logs), is formatted, started, probed with a Metadata request and stopped with SIGTERM
+then SIGKILL.
 """
 
 from __future__ import annotations
 
 import base64
 import ctypes
-import hashlib
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -25,33 +23,19 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
+from deploystream.kafka.properties import Listener, loopback_listener, server_properties
 from deploystream.kafka.security import BrokerSecurity
 
 __all__ = [
-    "KAFKA_VERSION",
     "BrokerError",
     "LocalKafka",
-    "default_cache_dir",
     "die_with_parent",
-    "ensure_libs",
     "free_port",
     "metadata_ready",
-    "verify_libs",
 ]
 
 logger = logging.getLogger(__name__)
 
-KAFKA_VERSION = "4.1.2"
-_MARKER = ".complete"
-# Jars whose absence (or whose wrong major version) makes a broker fail silently.
-_REQUIRED_PREFIXES = (
-    f"kafka_2.13-{KAFKA_VERSION}.jar",
-    "kafka-server-",
-    "log4j-slf4j-impl-",
-    "slf4j-api-1.7.",
-    "jackson-dataformat-yaml-",
-)
-_FORBIDDEN_PREFIXES = ("slf4j-api-2", "log4j-slf4j2-impl", "log4j-to-slf4j", "logback")
 _JVM_FLAGS = (
     "-server",
     "-XX:+UseG1GC",
@@ -68,97 +52,8 @@ class BrokerError(RuntimeError):
     """The local broker could not be provisioned, started or stopped."""
 
 
-def default_cache_dir() -> Path:
-    """Where jars are cached: ``DEPLOYSTREAM_KAFKA_CACHE`` or ``.cache/kafka`` in the cwd."""
-    configured = os.environ.get("DEPLOYSTREAM_KAFKA_CACHE")
-    return Path(configured) if configured else Path.cwd() / ".cache" / "kafka"
-
-
 def _resource(name: str) -> Path:
     return Path(str(resources.files(__package__).joinpath(name)))
-
-
-def _check_libs(libs: Path) -> None:
-    names = sorted(p.name for p in libs.glob("*.jar"))
-    missing = [p for p in _REQUIRED_PREFIXES if not any(n.startswith(p) for n in names)]
-    forbidden = [n for n in names if n.startswith(_FORBIDDEN_PREFIXES)]
-    if missing or forbidden:
-        msg = f"broken Kafka classpath in {libs}: missing {missing}, conflicting {forbidden}"
-        raise BrokerError(msg)
-
-
-def pinned_sums() -> dict[str, str]:
-    """``jars.sha256``: the SHA-256 of every jar of the runtime, by file name."""
-    sums = {}
-    for line in _resource("jars.sha256").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            digest, name = line.split()
-            sums[name] = digest
-    return sums
-
-
-def verify_libs(libs: Path, pinned: dict[str, str] | None = None) -> None:
-    """Raise BrokerError unless ``libs`` holds exactly the pinned jars, byte for byte."""
-    expected = pinned_sums() if pinned is None else pinned
-    actual = {jar.name: hashlib.sha256(jar.read_bytes()).hexdigest() for jar in libs.glob("*.jar")}
-    wrong = sorted(n for n in expected.keys() & actual.keys() if expected[n] != actual[n])
-    missing, extra = sorted(expected.keys() - actual.keys()), sorted(actual.keys() - expected)
-    if wrong or missing or extra:
-        msg = (
-            f"the Kafka jars in {libs} do not match deploystream/kafka/jars.sha256: "
-            f"checksum mismatch {wrong}, missing {missing}, unexpected {extra}. Refusing to run "
-            "them: delete the folder to fetch them again, and if the mismatch persists, the "
-            "repository or the network path to it is serving other bytes."
-        )
-        raise BrokerError(msg)
-
-
-def ensure_libs(cache_dir: Path | None = None, *, mvn: str = "mvn") -> Path:
-    """Return a folder holding the broker's runtime jars, resolving them with Maven once.
-
-    The folder is filled under a temporary name and renamed when complete, so an
-    interrupted download never leaves a half-filled cache behind. The jars are checked
-    against their pinned SHA-256 sums after every resolution and on every later use.
-    """
-    cache = (cache_dir or default_cache_dir()) / KAFKA_VERSION
-    libs = cache / "libs"
-    if (libs / _MARKER).exists():
-        verify_libs(libs)
-        return libs
-    if shutil.which(mvn) is None:
-        msg = f"'{mvn}' not found: Maven is needed once to fetch the Kafka {KAFKA_VERSION} jars"
-        raise BrokerError(msg)
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=cache))
-    command = [
-        mvn,
-        "-q",
-        "-B",
-        # Fail on a checksum that does not match the repository's (Maven only warns).
-        "--strict-checksums",
-        "-f",
-        str(_resource("pom.xml")),
-        "dependency:copy-dependencies",
-        "-DincludeScope=runtime",
-        f"-DoutputDirectory={staging}",
-    ]
-    logger.info("fetching Kafka %s jars with Maven into %s", KAFKA_VERSION, libs)
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        msg = f"mvn failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}"
-        raise BrokerError(msg)
-    try:
-        _check_libs(staging)
-        verify_libs(staging)
-    except BrokerError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    (staging / _MARKER).write_text(KAFKA_VERSION)
-    if libs.exists():
-        shutil.rmtree(libs)
-    staging.rename(libs)
-    return libs
 
 
 def free_port() -> int:
@@ -205,13 +100,16 @@ def die_with_parent() -> None:
 
 @dataclass
 class LocalKafka:
-    """One single-node KRaft broker+controller bound to 127.0.0.1.
+    """One single-node KRaft broker+controller, bound to 127.0.0.1 unless given ``listeners``.
 
     Args:
         libs: folder of runtime jars (see :func:`ensure_libs`).
         work_dir: data and logs; a fresh temporary folder when ``None``.
-        port: broker port; a free one when ``None``.
+        port: broker port; a free one when ``None``. With ``listeners``, the first one's.
         heap: JVM heap size, small enough for a 2-core CI box.
+        listeners: client listeners (PLAINTEXT); by default one on 127.0.0.1:``port``,
+            SASL_SSL with ``security``.
+        console: log to the standard output (a container's) instead of files in ``work_dir``.
     """
 
     libs: Path
@@ -221,14 +119,34 @@ class LocalKafka:
     heap: str = "512m"
     java: str = "java"
     security: BrokerSecurity | None = None
+    listeners: tuple[Listener, ...] = ()
+    console: bool = False
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _owns_work_dir: bool = field(default=False, init=False, repr=False)
     _stdout: IO[bytes] | None = field(default=None, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if not self.listeners:
+            return
+        if self.security is not None:
+            msg = "a broker with security has the one SASL_SSL listener; give no listeners"
+            raise BrokerError(msg)
+        if self.port not in (None, self.listeners[0].port):
+            msg = f"port {self.port} is not the first listener's ({self.listeners[0].port})"
+            raise BrokerError(msg)
+        self.port = self.listeners[0].port
+
     @property
     def bootstrap(self) -> str:
-        """``host:port`` that clients dial."""
-        return f"127.0.0.1:{self.port}"
+        """``host:port`` that clients on this machine dial."""
+        return self.listeners[0].local if self.listeners else f"127.0.0.1:{self.port}"
+
+    def client_listeners(self) -> tuple[Listener, ...]:
+        """The listeners clients reach the broker on (``port`` resolved)."""
+        if self.listeners:
+            return self.listeners
+        assert self.port is not None
+        return (loopback_listener(self.port, "SASL_SSL" if self.security else "PLAINTEXT"),)
 
     @property
     def pid(self) -> int | None:
@@ -247,18 +165,8 @@ class LocalKafka:
             self._owns_work_dir = True
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
-        data, logs = self.work_dir / "data", self.work_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        secure = self.security is not None
-        properties = (
-            _resource("server.properties.in")
-            .read_text()
-            .replace("@LISTENER@", "SASL_SSL" if secure else "PLAINTEXT")
-            .replace("@CONTROLLER_PROTOCOL@", "SSL" if secure else "PLAINTEXT")
-            .replace("@BROKER_PORT@", str(self.port))
-            .replace("@CONTROLLER_PORT@", str(self.controller_port))
-            .replace("@LOG_DIRS@", str(data))
-        )
+        (self.work_dir / "logs").mkdir(parents=True, exist_ok=True)
+        properties = self.properties()
         if self.security is not None:
             from deploystream.kafka.tls import generate_tls  # noqa: PLC0415 (dev extra)
 
@@ -266,9 +174,21 @@ class LocalKafka:
             properties += self.security.properties(tls.broker, tls.ca)
         config = self.work_dir / "server.properties"
         config.write_text(properties)
-        if not (data / "meta.properties").exists():
+        if not (self.work_dir / "data" / "meta.properties").exists():
             self._format(config)
         return config
+
+    def properties(self) -> str:
+        """``server.properties`` once the work folder and ports are known, without the
+        security part (its TLS files are made at start)."""
+        assert self.work_dir is not None
+        assert self.controller_port is not None
+        return server_properties(
+            self.client_listeners(),
+            self.controller_port,
+            self.work_dir / "data",
+            controller_protocol="PLAINTEXT" if self.security is None else "SSL",
+        )
 
     def _format(self, config: Path) -> None:
         assert self.work_dir is not None
@@ -306,13 +226,14 @@ class LocalKafka:
             f"-Xmx{self.heap}",
             *_JVM_FLAGS,
             f"-Dkafka.logs.dir={self.work_dir / 'logs'}",
-            f"-Dlog4j2.configurationFile={_resource('log4j2.yaml')}",
+            f"-Dlog4j2.configurationFile={_resource(self._log_config)}",
             "-cp",
             f"{self.libs}/*",
             "kafka.Kafka",
             str(config),
         ]
-        self._stdout = (self.work_dir / "logs" / "kafka.out").open("ab")
+        if not self.console:  # otherwise the JVM writes to our standard output
+            self._stdout = (self.work_dir / "logs" / "kafka.out").open("ab")
         self._process = subprocess.Popen(  # noqa: S603
             command,
             stdin=subprocess.DEVNULL,
@@ -337,9 +258,18 @@ class LocalKafka:
         msg = f"broker not ready within {timeout:.0f}s; see {self.work_dir / 'logs'}"
         raise BrokerError(msg)
 
+    @property
+    def _log_config(self) -> str:
+        return "console-log4j2.yaml" if self.console else "log4j2.yaml"
+
+    def running(self) -> bool:
+        """The JVM is alive."""
+        return self._process is not None and self._process.poll() is None
+
     def _answers(self) -> bool:
         if self.security is None:
-            return metadata_ready("127.0.0.1", self.port or 0, timeout=1.0)
+            host, port = self.bootstrap.rsplit(":", 1)
+            return metadata_ready(host, int(port), timeout=1.0)
         from confluent_kafka import KafkaException  # noqa: PLC0415
         from confluent_kafka.admin import AdminClient  # noqa: PLC0415
 

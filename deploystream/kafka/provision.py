@@ -1,8 +1,10 @@
 """One way to get a broker, whatever the machine: an existing cluster, Docker, or Maven jars.
 
 Order of preference: ``DEPLOYSTREAM_KAFKA_BOOTSTRAP`` (an existing cluster, used as is), a
-Docker engine that answers (the apache/kafka image through testcontainers), otherwise the
-broker from Maven Central jars (:mod:`deploystream.kafka.broker`).
+Docker engine that answers (the apache/kafka image of the same Kafka version, through
+testcontainers), otherwise the broker from Maven Central jars
+(:mod:`deploystream.kafka.broker`, SHA-256 checked), which is also what the compose file's
+``kafka`` service runs.
 """
 
 from __future__ import annotations
@@ -16,14 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploystream.kafka.broker import (
-    KAFKA_VERSION,
-    BrokerError,
-    LocalKafka,
-    ensure_libs,
-    free_port,
-    metadata_ready,
-)
+from deploystream.kafka.broker import BrokerError, LocalKafka, free_port, metadata_ready
+from deploystream.kafka.jars import KAFKA_VERSION, ensure_libs
 
 __all__ = [
     "DOCKER_IMAGE",
@@ -36,11 +32,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The image by digest: the tag's multi-platform index (README, "Reproducible installs").
-DOCKER_IMAGE = (
-    f"apache/kafka:{KAFKA_VERSION}"
-    "@sha256:5cc2a2fd93fa2687b44015eee04fb2c3edd9e526bd64bf8bec5ff1e268772e0e"
-)
+#: Kafka's own image of the version the jars are, by tag: only test and development stacks
+#: use it (the compose file builds its broker from the checked jars), and no digest could be
+#: verified where this was written.
+DOCKER_IMAGE = f"apache/kafka:{KAFKA_VERSION}"
 
 
 @dataclass

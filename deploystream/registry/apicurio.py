@@ -2,11 +2,11 @@
 Confluent-compatible API (``/apis/ccompat/v7``).
 
 The application archive is fetched once with ``mvn``, checked against a pinned SHA-256 and
-unpacked into a cache folder; every later start reuses it without network. A registry is
-bound to 127.0.0.1 only (its main and its management listener, which Apicurio 3.3 would
-otherwise open on 0.0.0.0:9000), keeps its schemas in topics of the project's broker
-(KafkaSQL storage), enforces BACKWARD compatibility unless told otherwise, and dies with the
-Python process that started it.
+unpacked into a cache folder; every later start reuses it without network. A registry's API
+is bound to 127.0.0.1 unless told otherwise (the compose service binds its network), its
+management listener always is (Apicurio 3.3 would open it on 0.0.0.0:9000); it keeps its
+schemas in topics of the project's broker (KafkaSQL storage), enforces BACKWARD compatibility
+unless told otherwise, and dies with the Python process that started it.
 """
 
 from __future__ import annotations
@@ -156,6 +156,8 @@ class LocalRegistry:
         topic_prefix: KafkaSQL topics are ``<prefix>-journal``, ``-snapshots`` and
             ``-events``; registries sharing them share their schemas.
         compatibility: the global compatibility rule (Apicurio's own default is NONE).
+        host: the address the API is bound to.
+        console: output to our standard output (a container's) instead of ``log_file``.
     """
 
     app: Path
@@ -166,6 +168,8 @@ class LocalRegistry:
     topic_prefix: str = "deploystream-registry"
     compatibility: str = "BACKWARD"
     java: Path | None = None
+    host: str = "127.0.0.1"
+    console: bool = False
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _owns_work_dir: bool = field(default=False, init=False, repr=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
@@ -173,7 +177,8 @@ class LocalRegistry:
     @property
     def url(self) -> str:
         """The Confluent-compatible API, as schema-registry clients want it."""
-        return f"http://127.0.0.1:{self.port}{CCOMPAT_PATH}"
+        local = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{local}:{self.port}{CCOMPAT_PATH}"
 
     @property
     def pid(self) -> int | None:
@@ -190,7 +195,8 @@ class LocalRegistry:
         """The JVM is alive."""
         return self._process is not None and self._process.poll() is None
 
-    def _command(self) -> list[str]:
+    def command(self) -> list[str]:
+        """The JVM's command line (finds Java and free ports for what is not given)."""
         self.java = self.java or find_java(JAVA_MINIMUM)
         self.port = self.port or free_port()
         self.management_port = self.management_port or free_port()
@@ -209,7 +215,7 @@ class LocalRegistry:
         return [
             str(self.java),
             *_JVM_FLAGS,
-            "-Dquarkus.http.host=127.0.0.1",
+            f"-Dquarkus.http.host={self.host}",
             f"-Dquarkus.http.port={self.port}",
             "-Dquarkus.management.host=127.0.0.1",
             f"-Dquarkus.management.port={self.management_port}",
@@ -228,8 +234,9 @@ class LocalRegistry:
             self.work_dir = Path(tempfile.mkdtemp(prefix="deploystream-registry-"))
             self._owns_work_dir = True
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        command = self._command()
-        self._log = self.log_file.open("ab")
+        command = self.command()
+        if not self.console:  # otherwise the JVM writes to our standard output
+            self._log = self.log_file.open("ab")
         self._process = subprocess.Popen(  # noqa: S603
             command,
             # Apicurio writes snapshots (if ever asked to) to its working directory.
@@ -244,14 +251,18 @@ class LocalRegistry:
             code = self._process.poll()
             if code is not None:
                 self.stop(remove=False)
-                msg = f"registry exited with {code} during start-up; see {self.log_file}"
+                msg = f"registry exited with {code} during start-up; see {self._output}"
                 raise RegistryError(msg)
             if registry_ready(self.url, timeout=1.0):
                 return self
             time.sleep(0.2)
         self.stop(remove=False)
-        msg = f"registry not ready within {timeout:.0f}s; see {self.log_file}"
+        msg = f"registry not ready within {timeout:.0f}s; see {self._output}"
         raise RegistryError(msg)
+
+    @property
+    def _output(self) -> str:
+        return "its output above" if self.console else str(self.log_file)
 
     def kill(self) -> None:
         """SIGKILL the JVM (fault tests); the port and work folder are kept for a restart."""

@@ -17,7 +17,8 @@ import pytest
 from chaos.model import HistoryConfig
 from chaos.scenarios import LoadShape, ScenarioResult, broker_outage
 from chaos.stack import UNLIMITED, ChaosStack
-from deploystream.kafka.broker import LocalKafka, ensure_libs, free_port
+from deploystream.kafka.broker import LocalKafka, free_port
+from deploystream.kafka.jars import ensure_libs
 from deploystream.kafka.provision import ProvidedBroker
 from deploystream.registry.provision import ProvidedRegistry
 from tests.e2e.conftest import secret_of, start_stack

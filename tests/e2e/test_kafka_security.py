@@ -23,7 +23,8 @@ from confluent_kafka.admin import (
 )
 
 from deploystream.kafka.acls import service_acls
-from deploystream.kafka.broker import LocalKafka, ensure_libs
+from deploystream.kafka.broker import LocalKafka
+from deploystream.kafka.jars import ensure_libs
 from deploystream.kafka.security import BrokerSecurity
 from deploystream.registry.provision import ProvidedRegistry
 from deploystream.stack import Services, StackConfig, start_services

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deploystream.kafka.broker import LocalKafka, ensure_libs, metadata_ready
+from deploystream.kafka.broker import LocalKafka, metadata_ready
+from deploystream.kafka.jars import ensure_libs
 
 
 def _alive(pid: int) -> bool:
@@ -65,7 +66,8 @@ def test_broker_dies_when_the_process_that_started_it_is_killed(tmp_path: Path) 
         f"""
         import sys, time
         from pathlib import Path
-        from deploystream.kafka.broker import LocalKafka, ensure_libs
+        from deploystream.kafka.broker import LocalKafka
+        from deploystream.kafka.jars import ensure_libs
         broker = LocalKafka(ensure_libs(), work_dir=Path({str(tmp_path / "orphan")!r})).start()
         print(broker.pid, flush=True)
         time.sleep(600)

@@ -1,28 +1,40 @@
-"""docker-compose.yml against the settings classes the services really read.
+"""docker-compose.yml against the Dockerfile, the commands and the settings classes the services
+really run with.
 
-No Docker engine is needed: the compose file is parsed and its environment is fed to
+No Docker engine is needed: the compose file is parsed; the kafka and registry services'
+commands are parsed by the very click commands they name and turned into the broker and the
+registry those commands would start; the worker's and gateway's environment is fed to
 ``GatewaySettings`` / ``WorkerSettings`` exactly as a container would see it.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from deploystream.kafka.provision import docker_broker
+from deploystream.kafka.broker import LocalKafka
+from deploystream.registry.apicurio import CCOMPAT_PATH, JAVA_MINIMUM, LocalRegistry
+from deploystream.services import broker_of, registry_of
+from deploystream.services import kafka as kafka_command
+from deploystream.services import registry as registry_command
 from gateway.settings import GatewaySettings
 from streams.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+README = ROOT / "README.md"
 
 SETTINGS_OF_SERVICE: dict[str, type[BaseSettings]] = {
     "worker": WorkerSettings,
@@ -97,6 +109,98 @@ def volume_mounts(svc: dict[str, Any]) -> list[tuple[str, str]]:
             source, target = str(entry).split(":")[:2]
             mounts.append((source, target))
     return mounts
+
+
+def build_of(svc: dict[str, Any]) -> tuple[Path, str | None]:
+    """(Dockerfile, target) a service is built from."""
+    build = svc["build"]
+    if isinstance(build, str):
+        return (ROOT / build / "Dockerfile").resolve(), None
+    dockerfile = build.get("dockerfile", "Dockerfile")
+    return (ROOT / build["context"] / dockerfile).resolve(), build.get("target")
+
+
+def command_of(svc: dict[str, Any]) -> list[str]:
+    command = svc.get("command")
+    return command.split() if isinstance(command, str) else list(command or [])
+
+
+def options_of(compose: dict[str, Any], name: str, command: click.Command) -> dict[str, Any]:
+    """The options ``command`` parses from the service's command line, which must run it."""
+    args = command_of(service(compose, name))
+    assert args[:4] == ["python", "-m", "deploystream", command.name], args
+    return command.make_context(str(command.name), args[4:]).params
+
+
+def compose_broker(compose: dict[str, Any]) -> LocalKafka:
+    """The broker the kafka service's command would start."""
+    return broker_of(lambda: Path("/jars"), **options_of(compose, "kafka", kafka_command))
+
+
+def compose_registry(compose: dict[str, Any]) -> LocalRegistry:
+    """The registry the registry service's command would start (Java and management port
+    given, so that nothing is looked up)."""
+    built = registry_of(Path("/app"), **options_of(compose, "registry", registry_command))
+    built.java, built.management_port = Path("/usr/bin/java"), 9000
+    return built
+
+
+def properties(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {key: value for key, value in pairs if not key.startswith("#")}
+
+
+@dataclass
+class Stage:
+    """A stage of the Dockerfile: its name, what it is built FROM, its other instructions
+    (continuation lines joined, comments dropped)."""
+
+    name: str | None
+    base: str
+    instructions: list[str] = field(default_factory=list)
+
+    def runs(self) -> str:
+        return " ".join(i for i in self.instructions if i.upper().startswith("RUN "))
+
+    def env(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for instruction in self.instructions:
+            if instruction.upper().startswith("ENV "):
+                values |= dict(item.split("=", 1) for item in shlex.split(instruction[4:]))
+        return values
+
+
+def dockerfile_stages() -> list[Stage]:
+    stages: list[Stage] = []
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        if words[0].upper() == "FROM":
+            named = len(words) == 4 and words[2].upper() == "AS"
+            stages.append(Stage(words[3] if named else None, words[1]))
+        else:
+            stages[-1].instructions.append(line)
+    return stages
+
+
+def stage(name: str) -> Stage:
+    found = [s for s in dockerfile_stages() if s.name == name]
+    assert len(found) == 1, f"the Dockerfile needs exactly one stage {name!r}"
+    return found[0]
+
+
+def effective_user(name: str) -> str:
+    """The USER a target runs as, inherited from its base stage when it sets none."""
+    current: Stage | None = stage(name)
+    while current is not None:
+        users = [i.split(None, 1)[1] for i in current.instructions if i.upper().startswith("USER ")]
+        if users:
+            return users[-1]
+        names = {s.name for s in dockerfile_stages()}
+        current = stage(current.base) if current.base in names else None
+    return "root"
 
 
 def test_compose_file_defines_kafka_worker_and_gateway(compose: dict[str, Any]) -> None:
@@ -203,8 +307,7 @@ def test_gateway_worker_urls_point_at_the_worker_service_port(
 
 
 def test_kafka_bootstrap_of_services_is_an_advertised_listener(compose: dict[str, Any]) -> None:
-    advertised = str(environment(compose, "kafka")["KAFKA_ADVERTISED_LISTENERS"])
-    endpoints = {item.split("://", 1)[1] for item in advertised.split(",")}
+    endpoints = {listener.advertised for listener in compose_broker(compose).client_listeners()}
     for name in SETTINGS_OF_SERVICE:
         bootstrap = environment(compose, name)["DEPLOYSTREAM_KAFKA_BOOTSTRAP"]
         assert set(bootstrap.split(",")) <= endpoints, f"{name}: {bootstrap} not in {endpoints}"
@@ -230,37 +333,17 @@ def test_worker_web_port_is_not_published(compose: dict[str, Any]) -> None:
     assert not service(compose, "worker").get("ports")
 
 
-def test_kafka_image_is_an_apache_kafka_4_release_pinned_by_digest(
+def test_services_start_after_kafka_and_the_registry_are_healthy_and_gateway_after_worker(
     compose: dict[str, Any],
 ) -> None:
-    image = service(compose, "kafka").get("image", "")
-    assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+@sha256:[0-9a-f]{64}", image), image
-
-
-def test_every_pulled_image_is_pinned_by_digest(compose: dict[str, Any]) -> None:
-    for name, svc in compose["services"].items():
-        if "image" in svc:
-            assert re.search(r"@sha256:[0-9a-f]{64}$", svc["image"]), (name, svc["image"])
-
-
-def test_the_docker_broker_of_make_run_is_the_compose_image_published_on_loopback() -> None:
-    spec = docker_broker(19092)
-    assert spec.image == service(yaml.safe_load(COMPOSE_FILE.read_text()), "kafka")["image"]
-    assert spec.ports == {"9092/tcp": ("127.0.0.1", 19092)}
-
-
-def test_kafka_does_not_auto_create_topics(compose: dict[str, Any]) -> None:
-    assert environment(compose, "kafka").get("KAFKA_AUTO_CREATE_TOPICS_ENABLE") == "false"
-
-
-def test_services_start_after_kafka_is_healthy_and_gateway_after_worker(
-    compose: dict[str, Any],
-) -> None:
-    assert service(compose, "kafka").get("healthcheck", {}).get("test")
+    for name in ("kafka", "registry"):
+        assert service(compose, name).get("healthcheck", {}).get("test"), name
+    assert service(compose, "registry")["depends_on"]["kafka"]["condition"] == "service_healthy"
     for name in SETTINGS_OF_SERVICE:
         depends = service(compose, name).get("depends_on")
         assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
         assert depends.get("kafka", {}).get("condition") == "service_healthy", name
+        assert depends.get("registry", {}).get("condition") == "service_healthy", name
     assert "worker" in service(compose, "gateway")["depends_on"]
 
 
@@ -269,15 +352,8 @@ def test_service_runs_its_module_from_the_repository_image(
     compose: dict[str, Any], name: str, module: str
 ) -> None:
     svc = service(compose, name)
-    build = svc.get("build")
-    if isinstance(build, str):
-        context, dockerfile = build, "Dockerfile"
-    else:
-        context, dockerfile = build["context"], build.get("dockerfile", "Dockerfile")
-    assert (ROOT / context / dockerfile).resolve() == DOCKERFILE
-    command = svc.get("command")
-    command = command.split() if isinstance(command, str) else command
-    assert command == ["python", "-m", module]
+    assert build_of(svc) == (DOCKERFILE, "runtime")
+    assert command_of(svc) == ["python", "-m", module]
 
 
 def test_worker_data_dir_is_a_named_volume(
@@ -291,28 +367,154 @@ def test_worker_data_dir_is_a_named_volume(
     assert set(sources) <= set(compose.get("volumes") or {}), f"not named volumes: {sources}"
 
 
-def test_image_runs_as_a_non_root_user() -> None:
-    users = [
-        line.split(None, 1)[1].strip()
-        for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
-        if line.strip().upper().startswith("USER ")
-    ]
-    assert users, "Dockerfile never switches away from root"
-    assert users[-1].split(":")[0] not in {"root", "0"}
+def test_every_image_compose_runs_is_a_non_root_user(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        _, target = build_of(svc)
+        assert target is not None, f"{name}: name the Dockerfile target"
+        user = effective_user(target)
+        assert user.split(":")[0] not in {"root", "0"}, f"{name} ({target}) runs as {user}"
+
+
+def test_every_service_is_built_from_the_project_dockerfile_or_pinned_by_digest(
+    compose: dict[str, Any],
+) -> None:
+    targets = {s.name for s in dockerfile_stages()}
+    for name, svc in compose["services"].items():
+        if "build" not in svc:
+            assert re.search(r"@sha256:[0-9a-f]{64}$", svc.get("image", "")), name
+            continue
+        dockerfile, target = build_of(svc)
+        assert dockerfile == DOCKERFILE, name
+        assert target in targets, f"{name}: {target!r} is not a stage of the Dockerfile"
+        # An image name beside build is pulled when a registry has it.
+        assert "image" not in svc, name
+
+
+def test_the_dockerfile_pulls_one_base_image_of_a_named_debian_release_the_readme_names() -> None:
+    stages, external = dockerfile_stages(), set()
+    for index, each in enumerate(stages):
+        if each.base not in {s.name for s in stages[:index]}:
+            external.add(each.base)
+    assert len(external) == 1, external
+    (base,) = external
+    # The release is in the tag: the Debian package names in the java stage depend on it.
+    assert re.fullmatch(r"python:3\.11-slim-(bookworm|trixie)(@sha256:[0-9a-f]{64})?", base)
+    assert f"`{base}`" in README.read_text(encoding="utf-8")
+
+
+def test_the_broker_and_registry_run_the_java_image_with_a_debian_java_new_enough(
+    compose: dict[str, Any],
+) -> None:
+    for name in ("kafka", "registry"):
+        assert build_of(service(compose, name)) == (DOCKERFILE, "java"), name
+    java = stage("java")
+    assert java.base == "runtime"
+    # Apicurio 3.3's minimum; Kafka 4 needs 17.
+    majors = [int(m) for m in re.findall(r"\bopenjdk-(\d+)-jre-headless\b", java.runs())]
+    assert majors, "the java stage installs no Debian openjdk"
+    assert min(majors) >= JAVA_MINIMUM
+    # Nothing there could fetch an artifact at run time.
+    assert "maven" not in java.runs()
+
+
+def test_the_java_image_holds_the_artifacts_checked_when_it_was_built() -> None:
+    artifacts, java = stage("artifacts"), stage("java")
+    # The checked fetch of `make kafka-jars` and `make registry-app`.
+    assert "from deploystream.kafka.jars import ensure_libs; print(ensure_libs())" in (
+        artifacts.runs()
+    )
+    assert "from deploystream.registry.apicurio import ensure_app; print(ensure_app())" in (
+        artifacts.runs()
+    )
+    # Readable by the unprivileged user the java image runs as, not only by the builder.
+    assert "chmod -R a+rX /opt/deploystream" in artifacts.runs()
+    assert "COPY --from=artifacts /opt/deploystream /opt/deploystream" in java.instructions
+    for variable in ("DEPLOYSTREAM_KAFKA_CACHE", "DEPLOYSTREAM_REGISTRY_CACHE"):
+        assert java.env()[variable] == artifacts.env()[variable]
+        assert java.env()[variable].startswith("/opt/deploystream/")
+
+
+def test_the_compose_broker_is_make_runs_broker_but_for_its_listeners(
+    compose: dict[str, Any],
+) -> None:
+    ours = compose_broker(compose)
+    theirs = LocalKafka(
+        Path("/jars"), work_dir=ours.work_dir, port=9092, controller_port=ours.controller_port
+    )
+    mine, make_run = properties(ours.properties()), properties(theirs.properties())
+    differing = {k for k in mine.keys() | make_run.keys() if mine.get(k) != make_run.get(k)}
+    assert differing == {"listeners", "advertised.listeners", "listener.security.protocol.map"}
+    assert mine["auto.create.topics.enable"] == "false"
+    assert ours.console, "the service logs to the container's output"
+
+
+def test_the_compose_broker_serves_its_network_and_the_published_host_port_only(
+    compose: dict[str, Any],
+) -> None:
+    broker = compose_broker(compose)
+    internal, *others = broker.client_listeners()
+    assert (internal.host, internal.advertised) == ("0.0.0.0", f"kafka:{internal.port}")
+    published = published_ports(service(compose, "kafka"))
+    assert published, "the host listener must be published"
+    for _, host_port, container_port in published:
+        matching = [each for each in others if str(each.port) == container_port]
+        assert matching, f"container port {container_port} is no host listener"
+        # Host clients are told the address they dialled.
+        assert matching[0].advertised == f"127.0.0.1:{host_port}"
+    assert str(broker.controller_port) not in {target for _, _, target in published}
+    assert str(internal.port) not in {target for _, _, target in published}
+
+
+def test_kafka_data_is_a_named_volume_the_image_lets_its_user_write(
+    compose: dict[str, Any],
+) -> None:
+    data_dir = str(compose_broker(compose).work_dir)
+    sources = [s for s, target in volume_mounts(service(compose, "kafka")) if target == data_dir]
+    assert sources, f"nothing is mounted on the broker's data dir {data_dir}"
+    assert set(sources) <= set(compose.get("volumes") or {}), f"not named volumes: {sources}"
+    chowned = re.search(r"chown -R deploystream:deploystream ([^&]+)", stage("runtime").runs())
+    assert chowned is not None
+    assert data_dir in chowned[1].split()
+
+
+def test_the_broker_and_registry_health_checks_probe_their_own_port_from_python(
+    compose: dict[str, Any],
+) -> None:
+    kafka = service(compose, "kafka")["healthcheck"]["test"]
+    assert kafka[:3] == ["CMD", "python", "-c"], "no second JVM for a health check"
+    assert f"metadata_ready('127.0.0.1', {compose_broker(compose).port})" in kafka[3]
+    registry = service(compose, "registry")["healthcheck"]["test"]
+    assert registry[:3] == ["CMD", "python", "-c"]
+    assert f"'{compose_registry(compose).url}/subjects'" in registry[3]
+
+
+@pytest.mark.parametrize("name", ["kafka", "registry"])
+def test_compose_lets_the_command_stop_its_jvm_before_killing_it(
+    compose: dict[str, Any], name: str
+) -> None:
+    grace = re.fullmatch(r"(\d+)s", str(service(compose, name).get("stop_grace_period", "10s")))
+    assert grace is not None
+    waits = [inspect.signature(k.stop).parameters["timeout"].default for k in (LocalKafka,)]
+    waits.append(inspect.signature(LocalRegistry.stop).parameters["timeout"].default)
+    assert int(grace[1]) > max(waits)
 
 
 def test_services_register_with_the_compose_registry_on_its_container_port(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry = service(compose, "registry")
-    assert str(registry["image"]).startswith("apicurio/apicurio-registry:3.")
-    env = environment(compose, "registry")
-    assert env["APICURIO_STORAGE_KIND"] == "kafkasql"
-    assert env["APICURIO_RULES_GLOBAL_COMPATIBILITY"] == "BACKWARD"
-    container_ports = {target for _, _, target in published_ports(registry)}
+    registry = compose_registry(compose)
+    command = registry.command()
+    assert "-Dapicurio.storage.kind=kafkasql" in command
+    assert registry.compatibility == "BACKWARD"
+    # Reachable on the compose network; its management listener is not.
+    assert "-Dquarkus.http.host=0.0.0.0" in command
+    assert "-Dquarkus.management.host=127.0.0.1" in command
+    advertised = {each.advertised for each in compose_broker(compose).client_listeners()}
+    assert registry.bootstrap in advertised
+    container_ports = {target for _, _, target in published_ports(service(compose, "registry"))}
+    assert str(registry.port) in container_ports
     for name in SETTINGS_OF_SERVICE:
         url = urlsplit(settings_from_compose(compose, name, monkeypatch).schema_registry_url)
         assert url.hostname == "registry"
-        assert str(url.port) in container_ports
-        assert url.path == "/apis/ccompat/v7"
-        assert "registry" in service(compose, name)["depends_on"]
+        assert url.port == registry.port
+        assert url.path == CCOMPAT_PATH

@@ -11,7 +11,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from deploystream.kafka.broker import BrokerError, pinned_sums, verify_libs
+from deploystream.kafka.broker import BrokerError
+from deploystream.kafka.jars import pinned_sums, verify_libs
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -148,7 +149,7 @@ def test_a_jar_set_that_differs_from_the_pins_is_refused_loudly(
 
 
 def test_a_tampered_cache_is_refused_before_the_broker_runs(tmp_path: Path) -> None:
-    from deploystream.kafka.broker import KAFKA_VERSION, ensure_libs  # noqa: PLC0415
+    from deploystream.kafka.jars import KAFKA_VERSION, ensure_libs  # noqa: PLC0415
 
     libs = tmp_path / KAFKA_VERSION / "libs"
     libs.mkdir(parents=True)
