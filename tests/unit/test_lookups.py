@@ -126,10 +126,13 @@ async def test_absent_key_is_none_without_retrying() -> None:
 
 async def test_dead_worker_is_skipped_and_the_answering_one_is_asked_first_next_time() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    async with worker(retry) as busy, worker(found) as alive:
-        async with client(dead, busy.url, alive.url) as lookups:
-            assert await lookups.get(b"key") == FOUND
-            assert await lookups.get(b"key") == FOUND
+    async with (
+        worker(retry) as busy,
+        worker(found) as alive,
+        client(dead, busy.url, alive.url) as lookups,
+    ):
+        assert await lookups.get(b"key") == FOUND
+        assert await lookups.get(b"key") == FOUND
     assert len(busy.batches) == 1, "the second lookup should start at the worker that answered"
     assert len(alive.batches) == 2
 
