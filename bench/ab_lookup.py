@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +22,6 @@ from statistics import median
 from typing import Any
 
 from bench.phases.common import Context, gateway_url
-from bench.seed import seed_state_topic
 from bench.stack import BENCH_CLIENT
 from deploystream.load import Request, drive, lookup_path
 from deploystream.load.results import LoadResult
@@ -41,20 +44,43 @@ class LookupSide:
     keys: list[tuple[str, str, int]]
 
 
+_SEED = """
+import json, sys
+args = json.loads(sys.argv[1])
+result = seed_state_topic(*args["positional"], **args["named"])
+print(json.dumps([result.count, result.keys]))
+"""
+
+
+def _seed(
+    ctx: Context, tree: Path | None, state_topic: str, deployments: int
+) -> tuple[int, list[tuple[str, str, int]]]:
+    """Seed with the side's own code: the stored format is the side's (a tree from before
+    the schema registry writes schemaless values and takes no registry URL)."""
+    env = ctx.env
+    framed = tree is None or (tree / "schemas" / "registry.py").exists()
+    positional: list[Any] = [env.bootstrap]
+    if framed:
+        positional.append(env.registry_url)
+    positional += [state_topic, env.partitions, BENCH_CLIENT, deployments]
+    named = {"keys_wanted": min(deployments, 20_000)}
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", _SEED, json.dumps({"positional": positional, "named": named})],
+        env={**os.environ, **({"PYTHONPATH": str(tree)} if tree is not None else {})},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    count, keys = json.loads(done.stdout.strip().splitlines()[-1])
+    return count, [(p, e, n) for p, e, n in keys]
+
+
 def start_side(ctx: Context, name: str, tree: Path | None, deployments: int) -> LookupSide:
     """Seed a state topic of its own and start a worker and a gateway of ``tree`` on it."""
     env = ctx.env
     topic = env.topic(f"bench-ab-lookup-{name}")
     config = env.config(topic, f"ab-lookup-{name}")
-    seeded = seed_state_topic(
-        env.bootstrap,
-        env.registry_url,
-        config.extra_env["DEPLOYSTREAM_STATE_TOPIC"],
-        env.partitions,
-        BENCH_CLIENT,
-        deployments,
-        keys_wanted=min(deployments, 20_000),
-    )
+    count, keys = _seed(ctx, tree, config.extra_env["DEPLOYSTREAM_STATE_TOPIC"], deployments)
     worker = worker_process(config, name=f"worker-{name}")
     gateway = gateway_process(config, f"gateway-{name}")
     for service in (worker, gateway):
@@ -63,8 +89,8 @@ def start_side(ctx: Context, name: str, tree: Path | None, deployments: int) -> 
         env.services.append(service.start())
     worker.wait_ready(ctx.plan.restore_timeout_s)
     gateway.wait_ready(60)
-    ctx.log("ab", f"{name}: worker and gateway ready over {seeded.count:,} deployments")
-    return LookupSide(name, config, worker, gateway, sorted(seeded.keys))
+    ctx.log("ab", f"{name}: worker and gateway ready over {count:,} deployments")
+    return LookupSide(name, config, worker, gateway, sorted(keys))
 
 
 def _requests(keys: list[tuple[str, str, int]]) -> Callable[[], Request]:
