@@ -46,6 +46,7 @@ class LookupSide:
 
 _SEED = """
 import json, sys
+from bench.seed import seed_state_topic
 args = json.loads(sys.argv[1])
 result = seed_state_topic(*args["positional"], **args["named"])
 print(json.dumps([result.count, result.keys]))
