@@ -3,7 +3,7 @@ lookups through the gateway: :mod:`bench.ab_lookup`), this tree against another 
 interleaved on the same broker in the same run.
 
 The baseline commit is checked out into a temporary git worktree and its worker runs from
-there (``PYTHONPATH``; same virtualenv, so only the project's code differs). One topic is
+there (its working directory and ``PYTHONPATH``; same virtualenv, so only the project's code differs). One topic is
 filled once; then each round starts a fresh worker of each side on it (order alternating
 ABBA, so drift in the machine's load hits both sides alike) and times it from its first
 to its last applied event, as ``python -m bench``'s apply phase does. A bare consumer that
@@ -77,8 +77,7 @@ def _apply_once(
 ) -> dict[str, Any]:
     config = ctx.env.config(topic, name)
     worker = worker_process(config, name=name)
-    if tree is not None:
-        worker.env["PYTHONPATH"] = str(tree)
+    worker.tree = tree
     ctx.env.services.append(worker.start())
     try:
         return watch_apply(ctx, worker, config, count, None)

@@ -1,7 +1,7 @@
 """Lookups A/B: this tree's gateway and worker against another commit's, in one run.
 
 Each side gets its own state topic, seeded with the same stored deployments, and its own
-worker and gateway (the baseline's run from its git worktree through ``PYTHONPATH``). Both
+worker and gateway (the baseline's run from its git worktree: working directory and ``PYTHONPATH``). Both
 stacks stay up for the whole run; rounds drive the same closed-loop load (``clients``
 requests in flight, the bench's keys in the same order) at one side, then the other,
 alternating ABBA so that drift in the machine's load hits both alike.
@@ -68,10 +68,15 @@ def _seed(
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-c", _SEED, json.dumps({"positional": positional, "named": named})],
         env={**os.environ, **({"PYTHONPATH": str(tree)} if tree is not None else {})},
+        # ``-c`` puts the working directory first on sys.path: it must be the side's tree.
+        cwd=tree or Path.cwd(),
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:
+        msg = f"seeding with {tree or 'this tree'} failed: {done.stderr[-3000:]}"
+        raise RuntimeError(msg)
     count, keys = json.loads(done.stdout.strip().splitlines()[-1])
     return count, [(p, e, n) for p, e, n in keys]
 
@@ -85,8 +90,7 @@ def start_side(ctx: Context, name: str, tree: Path | None, deployments: int) -> 
     worker = worker_process(config, name=f"worker-{name}")
     gateway = gateway_process(config, f"gateway-{name}")
     for service in (worker, gateway):
-        if tree is not None:
-            service.env["PYTHONPATH"] = str(tree)
+        service.tree = tree
         env.services.append(service.start())
     worker.wait_ready(ctx.plan.restore_timeout_s)
     gateway.wait_ready(60)
