@@ -3,12 +3,13 @@ lookups through the gateway: :mod:`bench.ab_lookup`), this tree against another 
 interleaved on the same broker in the same run.
 
 The baseline commit is checked out into a temporary git worktree and its worker runs from
-there (its working directory and ``PYTHONPATH``; same virtualenv, so only the project's code
-differs). One topic is filled once; then each round starts a fresh worker of each side on it (order alternating
-ABBA, so drift in the machine's load hits both sides alike) and times it from its first
-to its last applied event, as ``python -m bench``'s apply phase does. A bare consumer that
-reads and decodes the same topic is timed once per round too. The report gives every
-round, the medians and the median of the per-round ratios (this tree / baseline).
+there (its working directory and ``PYTHONPATH``; same virtualenv, so only the project's
+code differs). One topic is filled once; then each round starts a fresh worker of each side
+on it (order alternating ABBA, so drift in the machine's load hits both sides alike) and
+times it from its first to its last applied event, as ``python -m bench``'s apply phase
+does. A bare consumer that reads and decodes the same topic is timed once per round too.
+The report gives every round, the medians and the median of the per-round ratios (this
+tree / baseline).
 """
 
 from __future__ import annotations

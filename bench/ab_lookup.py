@@ -1,10 +1,10 @@
 """Lookups A/B: this tree's gateway and worker against another commit's, in one run.
 
-Each side gets its own state topic, seeded with the same stored deployments by its own code,
-and its own worker and gateway (the baseline's run from its git worktree: working directory
-and ``PYTHONPATH``). Both stacks stay up for the whole run; rounds drive the same closed-loop load (``clients``
-requests in flight, the bench's keys in the same order) at one side, then the other,
-alternating ABBA so that drift in the machine's load hits both alike.
+Each side gets its own state topic, seeded with the same stored deployments by its own
+code, and its own worker and gateway (the baseline's run from its git worktree: working
+directory and ``PYTHONPATH``). Both stacks stay up for the whole run; rounds drive the same
+closed-loop load (``clients`` requests in flight, the bench's keys in the same order) at one
+side, then the other, alternating ABBA so that drift in the machine's load hits both alike.
 """
 
 from __future__ import annotations
