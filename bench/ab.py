@@ -1,13 +1,15 @@
-"""``python -m bench.ab --baseline REV``: the worker's apply rate, this tree against another
-commit, interleaved on the same broker in the same run.
+"""``python -m bench.ab --baseline REV``: the worker's apply rate (or, with ``--phase lookup``,
+lookups through the gateway: :mod:`bench.ab_lookup`), this tree against another commit,
+interleaved on the same broker in the same run.
 
 The baseline commit is checked out into a temporary git worktree and its worker runs from
-there (``PYTHONPATH``; same virtualenv, so only the project's code differs). One topic is
-filled once; then each round starts a fresh worker of each side on it (order alternating
-ABBA, so drift in the machine's load hits both sides alike) and times it from its first
-to its last applied event, as ``python -m bench``'s apply phase does. A bare consumer that
-reads and decodes the same topic is timed once per round too. The report gives every
-round, the medians and the median of the per-round ratios (this tree / baseline).
+there (its working directory and ``PYTHONPATH``; same virtualenv, so only the project's
+code differs). One topic is filled once; then each round starts a fresh worker of each side
+on it (order alternating ABBA, so drift in the machine's load hits both sides alike) and
+times it from its first to its last applied event, as ``python -m bench``'s apply phase
+does. A bare consumer that reads and decodes the same topic is timed once per round too.
+The report gives every round, the medians and the median of the per-round ratios (this
+tree / baseline).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import click
 
+from bench.ab_lookup import lookup_ab_rounds, start_side
 from bench.kafka import bare_consume, encode_events, produce_all
 from bench.measure import MemoryWatch
 from bench.phases.apply import watch_apply
@@ -75,8 +78,7 @@ def _apply_once(
 ) -> dict[str, Any]:
     config = ctx.env.config(topic, name)
     worker = worker_process(config, name=name)
-    if tree is not None:
-        worker.env["PYTHONPATH"] = str(tree)
+    worker.tree = tree
     ctx.env.services.append(worker.start())
     try:
         return watch_apply(ctx, worker, config, count, None)
@@ -89,14 +91,35 @@ def _apply_once(
 @click.option("--rounds", default=5, show_default=True, help="Rounds (one run of each side).")
 @click.option("--events", default=30_000, show_default=True, help="Events in the topic.")
 @click.option(
+    "--phase",
+    type=click.Choice(["apply", "lookup"]),
+    default="apply",
+    show_default=True,
+    help="apply: the worker's apply rate; lookup: lookups through the gateway.",
+)
+@click.option(
+    "--deployments", default=100_000, show_default=True, help="lookup: stored deployments."
+)
+@click.option("--clients", default=64, show_default=True, help="lookup: requests in flight.")
+@click.option("--seconds", default=10.0, show_default=True, help="lookup: seconds per run.")
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
     default=Path("bench/results"),
     show_default=True,
 )
-def main(baseline: str, rounds: int, events: int, out_dir: Path) -> None:
-    """Interleaved A/B of the worker's apply rate: this tree against BASELINE."""
+def main(
+    baseline: str,
+    rounds: int,
+    events: int,
+    phase: str,
+    deployments: int,
+    clients: int,
+    seconds: float,
+    out_dir: Path,
+) -> None:
+    """Interleaved A/B of the worker's apply rate or of lookups: this tree against BASELINE."""
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +133,17 @@ def main(baseline: str, rounds: int, events: int, out_dir: Path) -> None:
         broker_pid = broker.local.pid if broker.local else None
         auth = Auth.basic(BENCH_CLIENT, env.secret)
         ctx = Context(FULL, env, broker_pid, out_dir, MemoryWatch(), auth)
+        if phase == "lookup":
+            try:
+                stacks = {
+                    "baseline": start_side(ctx, "baseline", tree, deployments),
+                    "candidate": start_side(ctx, "candidate", None, deployments),
+                }
+                lookups = lookup_ab_rounds(ctx, stacks, rounds, clients, seconds)
+            finally:
+                env.stop_all()
+            _report_lookups(lookups, baseline, tree, deployments, out_dir, stamp)
+            return
         # The same events twice: framed for a tree that reads the Confluent wire format,
         # schemaless for one from before the schema registry.
         framed, plain = env.topic("bench-ab-framed"), env.topic("bench-ab-plain")
@@ -170,6 +204,43 @@ def main(baseline: str, rounds: int, events: int, out_dir: Path) -> None:
         f"  candidate / bare: {100 * report['candidateOfBare']:.1f} %\n"
         f"  results: {path}"
     )
+
+
+def _report_lookups(
+    lookups: dict[str, Any],
+    baseline: str,
+    tree: Path,
+    deployments: int,
+    out_dir: Path,
+    stamp: str,
+) -> None:
+    report = {
+        "phase": "lookup",
+        "baseline": {"revision": baseline, "commit": _commit(tree)},
+        "candidate": {"commit": _commit(ROOT), "dirty": _dirty()},
+        "storedDeployments": deployments,
+        **lookups,
+    }
+    path = out_dir / f"ab-lookup-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    medians = report["medians"]
+    lines = [
+        f"\nlookup A/B over {len(lookups['rounds'])} interleaved rounds "
+        f"({lookups['clients']} clients, {deployments:,} stored deployments):"
+    ]
+    for side in ("baseline", "candidate"):
+        m = medians[side]
+        lines.append(
+            f"  {side:<9} {report[side]['commit']:<10} median {m['requestsPerS']:>8,.0f} req/s"
+            f"  p50 {m['p50Ms']:>6.1f} ms  p99 {m['p99Ms']:>6.1f} ms"
+        )
+    lines.append(
+        f"  candidate / baseline, median of rounds: throughput "
+        f"x{report['medianThroughputRatio']:.2f}, p99 x{report['medianP99Ratio']:.2f}"
+        f"{' (uncommitted changes)' if report['candidate']['dirty'] else ''}"
+    )
+    lines.append(f"  results: {path}")
+    click.echo("\n".join(lines))
 
 
 def _dirty() -> bool:

@@ -61,6 +61,9 @@ class ServiceProcess:
     env: dict[str, str]
     ready_url: str
     log_path: Path
+    #: Another checkout to run the service's code from (its own working directory and
+    #: PYTHONPATH: ``python -m`` puts the working directory first on sys.path); None: ours.
+    tree: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -72,9 +75,11 @@ class ServiceProcess:
         if self._log is not None:  # a restart after the process ended on its own
             self._log.close()
         self._log = self.log_path.open("ab")
+        tree = {"PYTHONPATH": str(self.tree)} if self.tree is not None else {}
         self.process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", self.module],
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **tree},
+            cwd=self.tree,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

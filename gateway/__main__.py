@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -13,6 +14,14 @@ from gateway.errors import GatewayError
 from gateway.keys import METRICS, SCHEMAS
 from gateway.server import serve
 from gateway.settings import GatewaySettings
+
+
+def _loop_factory(settings: GatewaySettings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if settings.event_loop == "uvloop":
+        import uvloop  # noqa: PLC0415  (only when chosen)
+
+        return uvloop.new_event_loop
+    return None
 
 
 def main() -> int:
@@ -25,7 +34,8 @@ def main() -> int:
     except (GatewayError, ValidationError) as exc:
         log.error("cannot start: %s", exc)
         return 2
-    asyncio.run(serve(app, settings, app[METRICS]))
+    with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+        runner.run(serve(app, settings, app[METRICS]))
     # A schema the registry refused stopped the gateway: not a clean exit.
     return 2 if app[SCHEMAS].refused else 0
 

@@ -169,17 +169,22 @@ async def _stored_of(
     pipeline_id, environment_id, number = _key_of(request)
     owner = tenant or request[PRINCIPAL].tenant
     key = deployment_key(owner, pipeline_id, environment_id, number)
-    stored = await app[WORKERS].get(key)
+    stored = await app[WORKERS].get(key, "stored")
     if stored is None:
         raise NotFound
-    return (pipeline_id, environment_id, number), stored
+    return (pipeline_id, environment_id, number), orjson.loads(stored)
 
 
 @requires(Scope.READ)
 async def get_deployment(request: web.Request) -> web.Response:
-    """``GET .../deployments/{n}``: the stored deployment, 404 when absent."""
-    _, stored = await _stored_of(request)
-    return json_response(stored["deployment"])
+    """``GET .../deployments/{n}``: the stored deployment, 404 when absent (the worker's
+    rendering, passed on as it is)."""
+    pipeline_id, environment_id, number = _key_of(request)
+    key = deployment_key(request[PRINCIPAL].tenant, pipeline_id, environment_id, number)
+    body = await request.app[WORKERS].get(key, "deployment")
+    if body is None:
+        raise NotFound
+    return web.Response(body=body, content_type=JSON)
 
 
 @requires(Scope.DELETE)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from typing import cast
 
 import orjson
 from aiohttp import web
@@ -39,8 +40,8 @@ class _Refused(asyncio.Protocol):
     """A connection over the cap: one 503, then closed, nothing read."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(_BUSY)
+        # A TCP transport (uvloop's are not subclasses of asyncio.WriteTransport).
+        cast("asyncio.WriteTransport", transport).write(_BUSY)
         transport.close()
 
 

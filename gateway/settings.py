@@ -88,6 +88,18 @@ class GatewaySettings(BaseSettings):
         10.0, description="How long Kafka may take to acknowledge before the client gets 503."
     )
     lookup_timeout_s: float = Field(5.0, description="Timeout of one lookup at a worker.")
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="The event loop the gateway runs on: uvloop (libuv; faster HTTP handling) "
+        "or the standard library's.",
+    )
+    lookup_batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Batched lookup requests in flight to one worker; lookups arriving "
+        "meanwhile wait and go together in the next.",
+    )
     retry_after_s: int = Field(5, description="Retry-After sent with 503 when Kafka is down.")
     clients_file: Path | None = Field(
         None, description="YAML file of clients, credentials and scopes (required in production)."

@@ -8,11 +8,13 @@ from streams.deployments.agents import ApplyOptions, DeploymentAgent
 from streams.deployments.applier import DeploymentApplier
 from streams.deployments.gating import GatingPolicy
 from streams.deployments.intake import Intake, IntakeTransport
+from streams.deployments.lookup_views import LookupServer, register_lookup_views
 from streams.deployments.progress import ReplayGuard
 from streams.deployments.query_views import register_query_views
 from streams.deployments.tables import create_index, create_table
 from streams.deployments.views import register_views
 from streams.deployments.writer import ChangelogWriter, changelog_producer_config
+from streams.internal_auth import INTERNAL_SECRET_HEADER
 from streams.kafka_security import faust_credentials
 from streams.metrics import WorkerMetrics
 from streams.registration import WorkerCodecs
@@ -112,6 +114,17 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
     )
     app.service(agent)  # type: ignore[arg-type]  # faust accepts instances too
     register_views(app, table, metrics, settings.internal_secret)
+    secret = settings.internal_secret
+    lookups = LookupServer(
+        app,
+        table,
+        (settings.deployments_topic, settings.partitions),
+        stored.decode,
+        metrics,
+        lambda: bool(guard.rebuilding),
+        {INTERNAL_SECRET_HEADER: secret.get_secret_value()} if secret else {},
+    )
+    register_lookup_views(lookups, secret)
     register_query_views(
         app,
         (table, index),

@@ -27,9 +27,9 @@ class WorkerMetrics:
         )
         self.lookups = Counter(
             "deploystream_worker_lookups",
-            "Lookups by result: found, missing (served from the local table), forwarded "
-            "(to the worker that owns the key), unavailable (503: rebalance, recovery, "
-            "owner unreachable).",
+            "Keys looked up, by result: found, missing (served from the local table), "
+            "forwarded (to the worker that owns the key), unavailable (asked again later: "
+            "rebalance, recovery, owner unreachable), unauthorized.",
             ["result"],
             registry=self.registry,
         )

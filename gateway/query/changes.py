@@ -41,8 +41,6 @@ logger = logging.getLogger(__name__)
 
 _BATCH = 500
 
-logger = logging.getLogger(__name__)
-
 
 def _frame(name: str, ident: str, data: bytes) -> bytes:
     out = io.BytesIO()

@@ -35,6 +35,7 @@ __all__ = [
     "register_views",
     "render_deployment",
     "render_listed",
+    "without_nulls",
 ]
 
 LOOKUP_PATH = "/internal/deployments"
@@ -48,11 +49,13 @@ JSON = "application/json"
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=3.0, sock_connect=1.0)
 
 
-def _without_nulls(value: Any) -> Any:
+def without_nulls(value: Any) -> Any:
+    """``value`` without the keys whose value is None, at every depth (the contract leaves
+    absent optional fields out)."""
     if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
+        return [without_nulls(v) for v in value]
     return value
 
 
@@ -60,7 +63,7 @@ def render_deployment(stored: dict[str, Any]) -> dict[str, Any]:
     """The contract's DeploymentData of a stored record: optional fields that were absent
     are left out, numbers stay numbers."""
     return {
-        "deployment": _without_nulls(stored["deployment"]),
+        "deployment": without_nulls(stored["deployment"]),
         "properties": stored["properties"],
         "providerMetadata": stored["providerMetadata"],
         "gating": stored.get("gating"),
@@ -73,7 +76,7 @@ def render_listed(value: dict[str, Any]) -> dict[str, Any]:
     if "deployment" not in value:
         return value
     key = value["key"]
-    rendered: dict[str, Any] = _without_nulls(value["deployment"])
+    rendered: dict[str, Any] = without_nulls(value["deployment"])
     rendered["pipelineId"] = key["pipelineId"]
     rendered["environmentId"] = key["environmentId"]
     return rendered

@@ -21,6 +21,7 @@ from chaos.stack import UNLIMITED, vm_rss_bytes
 from deploystream.kafka.provision import ProvidedBroker
 from deploystream.registry.provision import ProvidedRegistry
 from gateway.events import deployment_key
+from schemas.lookups import encode_keys
 from streams.internal_auth import INTERNAL_SECRET_HEADER
 from tests.e2e.conftest import API, Stack, secret_of, start_stack
 from tests.e2e.test_deployments_api import deployment
@@ -320,6 +321,25 @@ def test_the_worker_answers_lookups_only_with_the_internal_secret(stack: Stack) 
     )
     assert allowed.status_code == 200
     assert allowed.json()["deployment"]["deploymentSequenceNumber"] == 9100
+    # The batched lookups, the assignment and the queries: the same.
+    base = worker_base(stack)
+    calls = [
+        ("POST", f"{base}/internal/lookups", {"view": "deployment"}, encode_keys([key_bytes])),
+        ("GET", f"{base}/internal/assignment", {}, None),
+        ("GET", f"{base}/internal/query", {"kind": "pipelines", "tenant": "alpha"}, None),
+    ]
+    for method, call_url, params, body in calls:
+        for headers in ({}, {INTERNAL_SECRET_HEADER: "x" * 43}):
+            refused = httpx.request(
+                method, call_url, params=params, content=body, headers=headers, timeout=10
+            )
+            assert refused.status_code == 401, (call_url, headers, refused.text)
+            assert "displayName" not in refused.text and "partitions" not in refused.text
+        secret = {INTERNAL_SECRET_HEADER: stack.config.internal_secret}
+        answered = httpx.request(
+            method, call_url, params=params, content=body, headers=secret, timeout=10
+        )
+        assert answered.status_code == 200, (call_url, answered.text)
 
 
 def test_faust_variables_on_the_worker_reenable_nothing(stack: Stack) -> None:

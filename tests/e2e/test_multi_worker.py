@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from deploystream.kafka.provision import ProvidedBroker
 from deploystream.registry.provision import ProvidedRegistry
 from gateway.events import deployment_key
+from schemas.lookups import Answer, Status, decode_answers, encode_keys
 from streams.internal_auth import INTERNAL_SECRET_HEADER
 from tests.e2e.conftest import Stack, start_stack
 
@@ -190,6 +192,56 @@ def test_either_worker_answers_for_keys_owned_by_each(
                 assert answer.headers[SERVED_BY] == owner_of[key.partition()]
             served_by.add(answers[0].headers[SERVED_BY])
     assert served_by == set(urls)
+
+
+def test_each_worker_reports_the_partitions_it_answers_for(stack: Stack) -> None:
+    # What the gateway routes lookups by: together, every partition, each exactly once.
+    with httpx.Client(timeout=10, headers=internal(stack)) as client:
+        said = [client.get(f"{worker_url(stack, i)}/internal/assignment").json() for i in range(2)]
+    assert all(s["ready"] and s["partitionCount"] == PARTITIONS for s in said)
+    first, second = (set(s["partitions"]) for s in said)
+    assert first and second and not first & second
+    assert first | second == set(range(PARTITIONS))
+    assert first == assignment(worker_url(stack, 0))["active"]
+
+
+def test_a_batch_sent_to_one_worker_is_answered_for_both(
+    stack: Stack, expected: dict[Key, int]
+) -> None:
+    # The keys of both workers' partitions (and one absent key) in one request to each
+    # worker: its own are read, the other's forwarded in one batch; answers in key order.
+    keys = [*expected, Key("service-0", "dev", 999)]
+    body = encode_keys([key.encoded() for key in keys])
+    with httpx.Client(timeout=10, headers=internal(stack)) as client:
+        for index in range(2):
+            response = client.post(
+                f"{worker_url(stack, index)}/internal/lookups",
+                params={"view": "deployment"},
+                content=body,
+            )
+            assert response.status_code == 200, response.text
+            answers = decode_answers(response.content, len(keys))
+            assert answers[-1] == Answer(Status.ABSENT)
+            for key, answer in zip(keys[:-1], answers, strict=False):
+                assert answer.status is Status.FOUND, (key, answer)
+                assert orjson.loads(answer.body) == {
+                    **deployment(key, expected[key]),
+                    "schemaVersion": "1.0",
+                }
+
+
+def test_the_gateway_sends_each_lookup_to_the_owner_of_its_partition(
+    stack: Stack, expected: dict[Key, int]
+) -> None:
+    def forwarded() -> float:
+        text = "".join(httpx.get(f"{worker_url(stack, i)}/metrics").text for i in range(2))
+        found = re.findall(r'deploystream_worker_lookups_total\{result="forwarded"\} (\S+)', text)
+        return sum(float(n) for n in found)
+
+    time.sleep(1.5)  # the gateway's view of the assignment is at most a second old
+    before = forwarded()
+    assert wrong_lookups(stack, expected) == []
+    assert forwarded() == before, "lookups went to a worker that does not own the key"
 
 
 ROW = re.compile(r"^\|\s*(\S+)\s*\|\s*(\d+)\s*\|\s*(-?\d+)\s*\|\s*$")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+import uvloop
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -69,6 +70,11 @@ async def test_connections_over_the_cap_get_503_and_are_closed() -> None:
             writer.close()
         await asyncio.sleep(0.2)
         assert (await request(port, POST)).startswith(b"HTTP/1.1 200")
+
+
+def test_the_cap_works_on_uvloop_the_gateways_default_loop() -> None:
+    # uvloop's transports are not asyncio's classes: the refusal must not depend on them.
+    uvloop.run(asyncio.wait_for(test_connections_over_the_cap_get_503_and_are_closed(), 30))
 
 
 async def test_a_connection_that_never_completes_its_request_head_is_cut() -> None:
