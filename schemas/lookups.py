@@ -1,4 +1,5 @@
-"""The wire format of batched lookups between gateway and workers (``/internal/lookups``).
+"""Wire formats between gateway and workers: batched lookups (``/internal/lookups``) and
+query pages (``/internal/query``).
 
 Internal, like the endpoint: both sides ship together. A request body is the keys, each as a
 4-byte big-endian length and the key's bytes. An answer body has one answer per key, in the
@@ -20,8 +21,10 @@ __all__ = [
     "Status",
     "decode_answers",
     "decode_keys",
+    "decode_page",
     "encode_answers",
     "encode_keys",
+    "encode_page",
     "partition_of",
 ]
 
@@ -135,3 +138,37 @@ def partition_of(key: bytes, partitions: int) -> int:
     client's, aiokafka's) gives ``key``: where the gateway produced its events and so where
     its deployment is stored."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def encode_page(partitions: list[int], rows: list[tuple[bytes, bytes]]) -> bytes:
+    """A query page: the partitions read, then each row's sort key and rendered JSON, each
+    as a 4-byte big-endian length and its bytes (the gateway merges by sort key and splices
+    the JSON into its answer without parsing it)."""
+    head = _LENGTH.pack(len(partitions)) + b"".join(_LENGTH.pack(p) for p in partitions)
+    return head + b"".join(
+        _LENGTH.pack(len(sort)) + sort + _LENGTH.pack(len(value)) + value for sort, value in rows
+    )
+
+
+def decode_page(data: bytes) -> tuple[list[int], list[tuple[bytes, bytes]]]:
+    """The partitions and rows of a query page; ValueError when it is not one."""
+    try:
+        (count,) = _LENGTH.unpack_from(data, 0)
+        partitions = list(struct.unpack_from(f">{count}I", data, _LENGTH.size))
+        at = _LENGTH.size * (count + 1)
+        rows: list[tuple[bytes, bytes]] = []
+        while at < len(data):
+            fields = []
+            for _ in range(2):
+                (size,) = _LENGTH.unpack_from(data, at)
+                at += _LENGTH.size
+                if at + size > len(data):
+                    msg = "truncated query page"
+                    raise ValueError(msg)
+                fields.append(data[at : at + size])
+                at += size
+            rows.append((fields[0], fields[1]))
+    except struct.error as exc:
+        msg = f"not a query page: {exc}"
+        raise ValueError(msg) from exc
+    return partitions, rows

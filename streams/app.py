@@ -11,6 +11,7 @@ from streams.deployments.intake import Intake, IntakeTransport
 from streams.deployments.lookup_views import LookupServer, register_lookup_views
 from streams.deployments.progress import ReplayGuard
 from streams.deployments.query_views import register_query_views
+from streams.deployments.renderings import Renderings
 from streams.deployments.tables import create_index, create_table
 from streams.deployments.views import register_views
 from streams.deployments.writer import ChangelogWriter, changelog_producer_config
@@ -133,6 +134,7 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
         metrics,
         lambda: bool(guard.rebuilding),
         settings.internal_secret,
+        Renderings(stored.decode, settings.query_renderings),
     )
     register_health(app, table, metrics, lambda: bool(guard.rebuilding))
     return app

@@ -95,6 +95,12 @@ class WorkerSettings(BaseSettings):
     )
     data_dir: Path = Field(Path("var/worker"), description="RocksDB data (one folder per worker).")
     rocksdb_block_cache_bytes: int = Field(4 * MIB, description="Block cache per partition DB.")
+    query_renderings: int = Field(
+        10_000,
+        ge=0,
+        description="Listed deployments whose query rendering the worker keeps (about 2 KB "
+        "each), reused while their stored bytes are unchanged; 0 keeps none.",
+    )
     rocksdb_write_buffer_bytes: int = Field(4 * MIB, description="Write buffer per partition DB.")
     rocksdb_write_buffers: int = Field(2, description="Write buffers per partition DB.")
     log_level: str = Field("info", description="Worker log level.")

@@ -9,12 +9,10 @@ asked again (with backoff, up to a budget), then answered 503.
 from __future__ import annotations
 
 import asyncio
-import base64
 import heapq
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import aiohttp
 import orjson
@@ -22,6 +20,7 @@ import orjson
 from gateway.errors import ServiceUnavailable
 from gateway.lookups import internal_headers
 from gateway.settings import GatewaySettings
+from schemas.lookups import decode_page
 
 __all__ = ["MERGES", "QueryClient", "Row"]
 
@@ -32,25 +31,27 @@ RETRY_BUDGET_S = 6.0
 _FIRST_DELAY_S = 0.05
 _MAX_DELAY_S = 1.0
 
-#: One result: its sort key and its rendered value.
-Row = tuple[bytes, dict[str, Any]]
+#: One result: its sort key and its JSON, as the worker rendered it.
+Row = tuple[bytes, bytes]
 
 
 def _ordered(pages: list[list[Row]], limit: int) -> list[Row]:
-    # A deployment lives in one partition: the pages are disjoint, merged by sort key.
+    # A deployment lives in one partition: the pages are disjoint, merged by sort key; the
+    # JSON passes through unparsed.
     merged = heapq.merge(*pages, key=lambda row: row[0])
     return [row for _, row in zip(range(limit), merged, strict=False)]
 
 
 def _latest(pages: list[list[Row]], limit: int) -> list[Row]:
     # An environment can have deployments in every partition: keep its highest number.
-    best: dict[bytes, dict[str, Any]] = {}
+    best: dict[bytes, tuple[int, bytes]] = {}
     for page in pages:
         for sort, value in page:
+            number = orjson.loads(value)["deploymentSequenceNumber"]
             held = best.get(sort)
-            if held is None or value["deploymentSequenceNumber"] > held["deploymentSequenceNumber"]:
-                best[sort] = value
-    return [(sort, best[sort]) for sort in sorted(best)[:limit]]
+            if held is None or number > held[0]:
+                best[sort] = (number, value)
+    return [(sort, best[sort][1]) for sort in sorted(best)[:limit]]
 
 
 def _pipelines(pages: list[list[Row]], limit: int) -> list[Row]:
@@ -58,10 +59,14 @@ def _pipelines(pages: list[list[Row]], limit: int) -> list[Row]:
     found: dict[bytes, tuple[str, set[str]]] = {}
     for page in pages:
         for sort, value in page:
-            _, environments = found.setdefault(sort, (value["pipelineId"], set()))
-            environments.update(value["environments"])
+            pipeline = orjson.loads(value)
+            _, environments = found.setdefault(sort, (pipeline["pipelineId"], set()))
+            environments.update(pipeline["environments"])
     return [
-        (sort, {"pipelineId": found[sort][0], "environments": sorted(found[sort][1])})
+        (
+            sort,
+            orjson.dumps({"pipelineId": found[sort][0], "environments": sorted(found[sort][1])}),
+        )
         for sort in sorted(found)[:limit]
     ]
 
@@ -95,38 +100,33 @@ class QueryClient:
         if self._session is not None:
             await self._session.close()
 
-    async def _ask(self, url: str, params: Mapping[str, str]) -> dict[str, Any] | None:
+    async def _ask(self, url: str, params: Mapping[str, str]) -> tuple[list[int], list[Row]] | None:
         assert self._session is not None
         try:
             async with self._session.get(url + QUERY_PATH, params=params) as response:
                 body = await response.read()
                 if response.status == 200:
-                    answer: dict[str, Any] = orjson.loads(body)
-                    return answer
+                    return decode_page(body)
                 if response.status == 400:
                     # The gateway validated the query: a worker that refuses it is a bug.
                     logger.error("worker %s refused a query: %s", url, body[:300])
                 return None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            logger.debug("worker %s unreachable: %r", url, exc)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            logger.debug("worker %s unreachable or garbled: %r", url, exc)
             return None
 
     async def page(self, kind: str, params: Mapping[str, str], limit: int) -> list[Row]:
         """Up to ``limit`` rows of a query of ``kind``, every partition read once."""
         loop = asyncio.get_running_loop()
-        partitions = await loop.run_in_executor(None, self._partitions)
+        partitions = self._partitions()  # known once, never blocks
         query = {**params, "kind": kind, "limit": str(limit)}
         deadline = loop.time() + RETRY_BUDGET_S
         delay = _FIRST_DELAY_S
         while True:
             answers = await asyncio.gather(*(self._ask(url, query) for url in self._urls))
-            read = Counter(p for answer in answers if answer for p in answer["partitions"])
+            read = Counter(p for answer in answers if answer for p in answer[0])
             if set(read) == set(range(partitions)) and all(n == 1 for n in read.values()):
-                pages = [
-                    [(base64.urlsafe_b64decode(i["sort"]), i["value"]) for i in answer["items"]]
-                    for answer in answers
-                    if answer
-                ]
+                pages = [rows for answer in answers if answer for _, rows in [answer]]
                 return MERGES[kind](pages, limit)
             remaining = deadline - loop.time()
             if remaining <= 0:

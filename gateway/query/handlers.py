@@ -92,12 +92,12 @@ async def _page(
     rows: list[Row] = await request.app[QUERIES].page(kind, query, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    body: dict[str, Any] = {
-        **(extra or {}),
-        "values": [value for _, value in rows],
-        "next": _cursor(kind, scoped, rows[-1][0]) if more else None,
-    }
-    return web.Response(body=orjson.dumps(body), content_type=JSON)
+    # The workers' JSON of each value is spliced in as it is: never parsed here.
+    head = orjson.dumps(
+        {**(extra or {}), "next": _cursor(kind, scoped, rows[-1][0]) if more else None}
+    )
+    values = b"[" + b",".join(value for _, value in rows) + b"]"
+    return web.Response(body=head[:-1] + b',"values":' + values + b"}", content_type=JSON)
 
 
 @requires(Scope.READ)

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "IndexEntry",
     "IndexName",
+    "carries",
     "decode_entry_key",
     "descending",
     "entries_of",
@@ -131,6 +132,13 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
+def deployment_at(entry: bytes, rank_at: int) -> bytes:
+    """The deployment key of ``entry`` whose rank starts at ``rank_at`` (right after its
+    terms prefix), without decoding the rest."""
+    size, at = _read_varint(entry, rank_at + 8)
+    return entry[at : at + size]
+
+
 def _read_string(data: bytes, at: int) -> tuple[str, int]:
     size, at = _read_varint(data, at)
     return data[at : at + size].decode(), at + size
@@ -202,3 +210,23 @@ def entries_of(key: bytes, stored: Mapping[str, Any] | None) -> set[bytes]:
         )
     )
     return entries
+
+
+def carries(entry: IndexEntry, stored: Mapping[str, Any]) -> bool:
+    """Whether ``stored`` (the deployment ``entry`` names) still has ``entry`` among
+    :func:`entries_of` — computed for that one entry, not for all of them."""
+    if entry.tenant != stored["key"]["tenant"]:
+        return False
+    if entry.name is IndexName.ENVIRONMENT:
+        # Terms and rank come from the deployment's key, which is the entry's.
+        key = stored["key"]
+        return entry.terms == (key["pipelineId"], key["environmentId"]) and entry.rank == (
+            descending(key["deploymentSequenceNumber"])
+        )
+    if entry.name is IndexName.ISSUE:
+        deployment = stored["deployment"]
+        return entry.terms[0] in issue_keys_of(deployment) and entry.rank == descending(
+            _millis(deployment["lastUpdated"])
+        )
+    name, value = entry.terms
+    return stored["properties"].get(name) == value and entry.rank == _ZERO_RANK

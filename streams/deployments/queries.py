@@ -1,13 +1,16 @@
 """Queries over one worker's partitions, read from the secondary indexes: never a scan.
 
 Every query reads a page: each partition seeks to the entries of the query's terms (after
-the cursor, when there is one) and steps through at most ``limit`` of them; the pages of
-all partitions are merged by their sort keys. Across workers the gateway merges the same
-way (:func:`merge`), so a page costs in proportion to its length times the partitions.
+the cursor, when there is one); the partitions' entries are merged by their sort keys as
+they are read, and a deployment is read and decoded only when its entry comes up in the
+merged order, so a page of ``limit`` decodes about ``limit`` deployments whatever the number
+of partitions. Across workers the gateway merges the pages the same way (:func:`merge`).
 
 An entry whose deployment no longer carries it (a crash can leave one behind: its removal
 was lost with the batch that delivered the deployment's new state) is checked against the
-stored deployment and passed over, so results are exact.
+stored deployment and passed over, so results are exact: a listed deployment must carry
+the entry (:func:`~streams.deployments.index.carries`), an environment or pipeline is listed
+only while one of its entries names a stored deployment.
 
 Sort keys (and cursors) are the entry's bytes after its query's prefix: for deployments, the
 rank then the deployment's key; for pipelines and environments, their encoded id (an Avro
@@ -16,24 +19,30 @@ string: its length, then its bytes, which is also the order they are listed in).
 
 from __future__ import annotations
 
+import bisect
 import heapq
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streams.deployments.index import (
     IndexName,
+    carries,
     decode_entry_key,
-    entries_of,
+    deployment_at,
     environment_prefix,
     pipeline_prefix,
     split_string,
     terms_prefix,
 )
+from streams.deployments.renderings import Renderings
+from streams.deployments.writer import OFFSET_KEY
 
 __all__ = [
     "Item",
     "PartitionData",
+    "PipelineMemo",
     "environment_history",
     "environments_latest",
     "issue_deployments",
@@ -52,11 +61,14 @@ class Database(Protocol):
 
 @dataclass(frozen=True)
 class PartitionData:
-    """The state and index databases of one partition, and how to decode a stored value."""
+    """The state and index databases of one partition, how to decode a stored value, and
+    (in the worker) the cache of listed deployments' renderings."""
 
     state: Database
     index: Database
     decode: Callable[[bytes], dict[str, Any]]
+    renderings: Renderings | None = None
+    memo: PipelineMemo | None = None
 
     def stored(self, key: bytes) -> dict[str, Any] | None:
         """The stored deployment of ``key``."""
@@ -66,19 +78,35 @@ class PartitionData:
     def current(self, entry: bytes) -> dict[str, Any] | None:
         """The deployment an index entry lists, if its stored state still carries the
         entry."""
-        key = decode_entry_key(entry).deployment
-        stored = self.stored(key)
-        if stored is None or entry not in entries_of(key, stored):
+        decoded = decode_entry_key(entry)
+        stored = self.stored(decoded.deployment)
+        if stored is None or not carries(decoded, stored):
             return None
         return stored
+
+    def item(self, entry: bytes, sort: bytes) -> Item | None:
+        """The result an index entry lists, if its deployment still carries the entry:
+        rendered (from the cache when the stored bytes are the ones it was made from), or
+        decoded when there is no cache."""
+        if self.renderings is None:
+            stored = self.current(entry)
+            return None if stored is None else Item(sort, stored)
+        key = decode_entry_key(entry).deployment
+        raw = self.state.get(key)
+        if raw is None:
+            return None
+        listed = self.renderings.listed(key, raw)
+        return Item(sort, None, listed.json) if entry in listed.entries else None
 
 
 @dataclass(frozen=True)
 class Item:
-    """One result: its sort key (merge order and cursor) and its value."""
+    """One result: its sort key (merge order and cursor) and its value, or its rendering
+    (the JSON of the value as listed) when it came from the renderings cache."""
 
     sort: bytes
-    value: dict[str, Any]
+    value: dict[str, Any] | None
+    rendered: bytes | None = None
 
 
 def merge(pages: Iterable[Iterable[Item]], limit: int) -> list[Item]:
@@ -109,22 +137,29 @@ def _entries(db: Database, prefix: bytes, after: bytes | None) -> Iterator[bytes
         iterator.next()
 
 
+def _candidates(
+    data: PartitionData, prefix: bytes, after: bytes | None
+) -> Iterator[tuple[bytes, bytes, PartitionData]]:
+    for entry in _entries(data.index, prefix, after):
+        yield entry[len(prefix) :], entry, data
+
+
 def _listed(
     partitions: Iterable[PartitionData], prefix: bytes, after: bytes | None, limit: int
 ) -> list[Item]:
     """The first ``limit`` deployments listed under ``prefix``, all partitions merged."""
-    pages = []
-    for data in partitions:
-        page: list[Item] = []
-        for entry in _entries(data.index, prefix, after):
-            stored = data.current(entry)
-            if stored is None:
-                continue
-            page.append(Item(entry[len(prefix) :], stored))
-            if len(page) == limit:
-                break
-        pages.append(page)
-    return merge(pages, limit)
+    merged = heapq.merge(
+        *(_candidates(data, prefix, after) for data in partitions), key=lambda c: c[0]
+    )
+    items: list[Item] = []
+    for sort, entry, data in merged:
+        item = data.item(entry, sort)
+        if item is None:
+            continue
+        items.append(item)
+        if len(items) == limit:
+            break
+    return items
 
 
 def issue_deployments(
@@ -175,16 +210,24 @@ def _distinct(db: Database, prefix: bytes, after: bytes | None) -> Iterator[tupl
         iterator.seek(jump)
 
 
-def _latest(data: PartitionData, entry: bytes) -> dict[str, Any] | None:
-    """The stored deployment of the highest sequence number, in this partition, of the
-    environment of ``entry`` (its first entry)."""
-    decoded = decode_entry_key(entry)
-    prefix = terms_prefix(decoded.tenant, decoded.name, decoded.terms)
-    for candidate in _entries(data.index, prefix, None):
-        stored = data.current(candidate)
-        if stored is not None:
-            return stored
+def _first_stored(data: PartitionData, entry: bytes, terms_end: int) -> bytes | None:
+    """The first entry, in this partition, of the environment of ``entry`` (its first
+    entry; its terms prefix is ``entry[:terms_end]``) whose deployment is stored: its
+    highest sequence number here. An ENVIRONMENT entry depends on nothing but its
+    deployment's key (terms and rank come from it), so its deployment's presence is the
+    whole check, read without decoding anything."""
+    if data.state.get(deployment_at(entry, terms_end)) is not None:
+        return entry  # the usual case: no stale entry in front
+    for candidate in _entries(data.index, entry[:terms_end], None):
+        if data.state.get(deployment_at(candidate, terms_end)) is not None:
+            return candidate
     return None
+
+
+def _terms_end(prefix: bytes, environment: bytes) -> int:
+    # An ENVIRONMENT entry: prefix (up to the pipeline), the environment id, the array's
+    # closing zero, then the rank.
+    return len(prefix) + len(environment) + 1
 
 
 def environments_latest(
@@ -197,36 +240,91 @@ def environments_latest(
     """Each environment of ``pipeline`` with its latest deployment (the highest
     ``deploymentSequenceNumber`` stored)."""
     prefix = environment_prefix(tenant, pipeline)
-    best: dict[bytes, dict[str, Any]] = {}
+    # environment -> (its best entry so far, the partition holding it); an entry's rank
+    # sorts higher sequence numbers first, so the smallest entry is the latest.
+    best: dict[bytes, tuple[bytes, PartitionData]] = {}
     for data in partitions:
-        for found, (environment, entry) in enumerate(_distinct(data.index, prefix, after)):
+        found = 0
+        for environment, entry in _distinct(data.index, prefix, after):
+            latest = _first_stored(data, entry, _terms_end(prefix, environment))
+            if latest is None:
+                continue  # only stale entries: not an environment of this partition
+            held = best.get(environment)
+            if held is None or latest < held[0]:
+                best[environment] = (latest, data)
+            found += 1
             if found == limit:
                 break
-            latest = _latest(data, entry)
-            if latest is None:
-                continue
-            number = latest["key"]["deploymentSequenceNumber"]
-            if (
-                environment not in best
-                or number > best[environment]["key"]["deploymentSequenceNumber"]
-            ):
-                best[environment] = latest
-    return [Item(environment, best[environment]) for environment in sorted(best)[:limit]]
+    items = []
+    for environment in sorted(best)[:limit]:
+        entry, data = best[environment]
+        stored = data.stored(decode_entry_key(entry).deployment)
+        if stored is not None:
+            items.append(Item(environment, stored))
+    return items
+
+
+def _pipelines_in(data: PartitionData, tenant: str) -> list[tuple[bytes, frozenset[str]]]:
+    """Every pipeline of ``tenant`` in this partition (encoded id, in order) with its
+    environments that hold a stored deployment."""
+    prefix = pipeline_prefix(tenant)
+    listing = []
+    for pipeline, _ in _distinct(data.index, prefix, None):
+        within = prefix + pipeline
+        environments = frozenset(
+            split_string(environment)[0]
+            for environment, entry in _distinct(data.index, within, None)
+            if _first_stored(data, entry, _terms_end(within, environment)) is not None
+        )
+        if environments:  # otherwise only stale entries
+            listing.append((pipeline, environments))
+    return listing
+
+
+class PipelineMemo:
+    """Per partition and tenant, :func:`_pipelines_in`, kept while the partition's
+    databases are unchanged: every write and every recovery moves the changelog offsets
+    persisted in them, so equal offsets mean equal contents. At most ``size`` kept."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[int, str], tuple[Any, list[Any]]] = OrderedDict()
+
+    def listing(self, data: PartitionData, tenant: str) -> list[tuple[bytes, frozenset[str]]]:
+        """:func:`_pipelines_in`, from the memo when the partition did not change."""
+        stamp = (data.state.get(OFFSET_KEY), data.index.get(OFFSET_KEY))
+        slot = (id(data.index), tenant)
+        held = self._items.get(slot)
+        if held is not None and held[0] == stamp:
+            self._items.move_to_end(slot)
+            return held[1]
+        listing = _pipelines_in(data, tenant)
+        self._items[slot] = (stamp, listing)
+        self._items.move_to_end(slot)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return listing
+
+
+def _first(item: tuple[bytes, frozenset[str]]) -> bytes:
+    return item[0]
 
 
 def pipelines(
     partitions: Iterable[PartitionData], tenant: str, after: bytes | None, limit: int
 ) -> list[Item]:
-    """The tenant's pipelines, each with the ids of its environments."""
-    prefix = pipeline_prefix(tenant)
+    """The tenant's pipelines, each with the ids of its environments that hold a stored
+    deployment."""
     found: dict[bytes, set[str]] = {}
     for data in partitions:
-        for seen, (pipeline, _) in enumerate(_distinct(data.index, prefix, after)):
-            if seen == limit:
-                break
-            environments = found.setdefault(pipeline, set())
-            for environment, _entry in _distinct(data.index, prefix + pipeline, None):
-                environments.add(split_string(environment)[0])
+        listing = (
+            data.memo.listing(data, tenant)
+            if data.memo is not None
+            else _pipelines_in(data, tenant)
+        )
+        start = 0 if after is None else bisect.bisect_right(listing, after, key=_first)
+        for pipeline, environments in listing[start : start + limit]:
+            found.setdefault(pipeline, set()).update(environments)
     return [
         Item(
             pipeline,

@@ -1,9 +1,10 @@
 """The worker's query view: a page of one query over the partitions this worker owns.
 
-``GET /internal/query?kind=…&tenant=…`` answers ``{"partitions": [...], "items": [{"sort":
-base64url, "value": {...}}]}``: the partitions it read (its active ones, recovered) and their
-merged page. The gateway asks every worker and merges their pages by ``sort``; a partition
-missing from every answer, or in two of them (a rebalance under way), makes it ask again.
+``GET /internal/query?kind=…&tenant=…`` answers the partitions it read (its active ones,
+recovered) and their merged page, each row its sort key and its JSON
+(:func:`schemas.lookups.encode_page`). The gateway asks every worker and merges their pages
+by sort key; a partition missing from every answer, or in two of them (a rebalance under
+way), makes it ask again.
 The tenant comes from the gateway, which authenticated the caller; only callers that present
 the internal secret are answered (streams/internal_auth.py).
 """
@@ -20,14 +21,17 @@ import orjson
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
+from schemas.lookups import BINARY, encode_page
 from streams.deployments.queries import (
     Item,
     PartitionData,
+    PipelineMemo,
     environment_history,
     environments_latest,
     issue_deployments,
     pipelines,
 )
+from streams.deployments.renderings import Renderings
 from streams.deployments.views import render_listed
 from streams.internal_auth import is_authorized
 from streams.metrics import WorkerMetrics
@@ -96,6 +100,20 @@ def _run(request: Request, partitions: list[PartitionData]) -> list[Item]:
     raise QueryError(msg)
 
 
+def _page(partitions: list[int], items: list[Item]) -> bytes:
+    """The page in the internal format (:func:`schemas.lookups.encode_page`), cached
+    renderings as they are."""
+    rows = []
+    for item in items:
+        if item.rendered is not None:
+            value = item.rendered
+        else:
+            assert item.value is not None
+            value = orjson.dumps(render_listed(item.value))
+        rows.append((item.sort, value))
+    return encode_page(partitions, rows)
+
+
 def register_query_views(
     app: faust.App,
     tables: tuple[Any, Any],
@@ -104,9 +122,11 @@ def register_query_views(
     metrics: WorkerMetrics,
     rebuilding: Callable[[], bool],
     secret: SecretStr | None,
+    renderings: Renderings | None = None,
 ) -> None:
     """Mount the query view on the worker's web server."""
     state_table, index_table = tables
+    memo = PipelineMemo()
 
     def owned() -> tuple[list[int], list[PartitionData]]:
         state_dbs, index_dbs = state_table.data._dbs, index_table.data._dbs
@@ -115,7 +135,9 @@ def register_query_views(
             for tp in app.assignor.assigned_actives()
             if tp.topic == input_topic and tp.partition in state_dbs and tp.partition in index_dbs
         )
-        return numbers, [PartitionData(state_dbs[p], index_dbs[p], decode) for p in numbers]
+        return numbers, [
+            PartitionData(state_dbs[p], index_dbs[p], decode, renderings, memo) for p in numbers
+        ]
 
     class Query(View):
         async def get(self, request: Request) -> Response:
@@ -143,16 +165,6 @@ def register_query_views(
                     orjson.dumps([{"message": str(exc)}]), content_type=JSON, status=400
                 )
             metrics.queries.labels("answered").inc()
-            body = {
-                "partitions": numbers,
-                "items": [
-                    {
-                        "sort": base64.urlsafe_b64encode(item.sort).decode(),
-                        "value": render_listed(item.value),
-                    }
-                    for item in items
-                ],
-            }
-            return self.bytes(orjson.dumps(body), content_type=JSON)
+            return self.bytes(_page(numbers, items), content_type=BINARY)
 
     app.page(QUERY_PATH)(Query)

@@ -4,6 +4,7 @@ terms, ranks whose byte order is the order the queries promise."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from fastavro import schemaless_writer
 from hypothesis import given
@@ -12,8 +13,10 @@ from hypothesis import strategies as st
 from schemas import AvroCodec
 from streams.deployments.index import (
     IndexName,
+    carries,
     decode_entry_key,
     descending,
+    entries_of,
     entry_key,
     terms_prefix,
 )
@@ -79,3 +82,45 @@ def test_malformed_keys_are_refused() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {broken!r}")
+
+
+def stored_with(
+    issues: list[str], properties: dict[str, str], updated: str, number: int
+) -> dict[str, Any]:
+    return {
+        "key": {
+            "tenant": "t",
+            "pipelineId": "web",
+            "environmentId": "prod",
+            "deploymentSequenceNumber": number,
+        },
+        "deployment": {
+            "issueKeys": issues or None,
+            "associations": [{"associationType": "issueIdOrKeys", "values": ["99"]}],
+            "lastUpdated": updated,
+        },
+        "properties": properties,
+    }
+
+
+@given(
+    st.lists(st.from_regex(r"[A-Z]{1,4}-[0-9]{1,3}", fullmatch=True), max_size=4),
+    st.dictionaries(TEXT, TEXT, max_size=3),
+    st.sampled_from(["2026-01-01T00:00:00Z", "2026-06-01T12:30:00.5+02:00"]),
+    st.integers(0, 2**40),
+)
+def test_carries_agrees_with_entries_of(
+    issues: list[str], properties: dict[str, str], updated: str, number: int
+) -> None:
+    # Queries check one entry with carries(); writes use entries_of(): they must agree.
+    key = b"deployment-key"
+    stored = stored_with(issues, properties, updated, number)
+    entries = entries_of(key, stored)
+    for entry in entries:
+        assert carries(decode_entry_key(entry), stored)
+    # The same deployment after a change no longer carries what it lost.
+    changed = stored_with(issues[1:], {}, "2027-01-01T00:00:00Z", number)
+    for entry in entries - entries_of(key, changed):
+        assert not carries(decode_entry_key(entry), changed)
+    other_tenant = {**stored, "key": {**stored["key"], "tenant": "u"}}
+    assert not any(carries(decode_entry_key(entry), other_tenant) for entry in entries)

@@ -16,8 +16,10 @@ from schemas.lookups import (
     Status,
     decode_answers,
     decode_keys,
+    decode_page,
     encode_answers,
     encode_keys,
+    encode_page,
     partition_of,
 )
 
@@ -74,3 +76,17 @@ def test_partitions_are_kafkas_default_partitioners() -> None:
         count = rng.choice([1, 2, 3, 8, 12, 64])
         partitions = list(range(count))
         assert partition_of(key, count) == kafka(key, partitions, partitions), key
+
+
+@given(
+    st.lists(st.integers(0, 2**31), max_size=16),
+    st.lists(st.tuples(st.binary(max_size=80), st.binary(max_size=300)), max_size=30),
+)
+def test_query_pages_round_trip(partitions: list[int], rows: list[tuple[bytes, bytes]]) -> None:
+    assert decode_page(encode_page(partitions, rows)) == (partitions, rows)
+
+
+@pytest.mark.parametrize("body", [b"", b"\0\0\0\2\0\0\0\1", b"\0\0\0\0\0\0\0\5ab"])
+def test_a_truncated_query_page_is_refused(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_page(body)

@@ -2,11 +2,11 @@
 expects and promises to pass over, so that results are exact) must not change what the
 pipelines and environments queries answer.
 
-Both tests fail today (found by the chaos query check's author, not fixed here):
-``pipelines`` lists environments from entries without checking them, and
-``environments_latest`` counts environments that have only stale entries against its
-per-partition ``limit``, so an environment's latest deployment in that partition can be
-passed over for an older one in another partition.
+Both failed before the fix (found while writing the chaos query check): ``pipelines``
+listed environments from entries without checking them, and ``environments_latest``
+counted environments that have only stale entries against its per-partition ``limit``, so
+an environment's latest deployment in that partition could be passed over for an older one
+in another partition.
 """
 
 from __future__ import annotations
