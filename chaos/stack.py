@@ -33,7 +33,14 @@ class ChaosStack(Services):
 
     def _consumer(self) -> tuple[Consumer, list[TopicPartition]]:
         config = self.config
-        consumer = Consumer({"bootstrap.servers": config.bootstrap, "group.id": config.app_id})
+        # The workers' group, to read its committed offsets: this reader must never commit.
+        consumer = Consumer(
+            {
+                "bootstrap.servers": config.bootstrap,
+                "group.id": config.app_id,
+                "enable.auto.commit": False,
+            }
+        )
         return consumer, [TopicPartition(config.topic, p) for p in range(config.partitions)]
 
     @staticmethod

@@ -184,7 +184,28 @@ class DeploymentAgent(Service):
         """Put right partitions whose offsets jumped: seek them back to the offset that was
         due; when the same jump comes again from there, the log has nothing in between
         (retention removed the records, a transaction marker): go on past it."""
-        for tp, (due, fetched) in list(self.intake.misaligned.items()):
+        misaligned = list(self.intake.misaligned.items())
+        # Where each log starts now: retention may have removed records that were due.
+        starts = await consumer.earliest_offsets(*(tp for tp, _ in misaligned))
+        for tp, (due_or_none, fetched) in misaligned:
+            start = starts.get(tp, 0)
+            if due_or_none is None:
+                # Nothing committed: from the log's first record (auto.offset.reset is
+                # "earliest", but what was fetched from there may have been dropped).
+                logger.info("%s: nothing committed; applying from offset %d", tp, start)
+                await consumer.seek(tp, start)
+                self.intake.expect(tp, start)
+                continue
+            due = due_or_none
+            if due < start:
+                logger.warning(
+                    "%s: the log has no records from offset %d to %d (retention)",
+                    tp,
+                    due,
+                    start - 1,
+                )
+                consumer.log_gaps.setdefault(tp, {})[due] = start
+                due = start
             attempt = (generation, tp, due)
             if self._sought_back.get(attempt) == fetched:
                 logger.warning(

@@ -13,11 +13,13 @@ faust's queue clearing and read offsets (both can drop records fetched after a r
 seek, with nothing fetching them again). Every rebalance starts each partition afresh at its
 committed offset (a new aiokafka assignment, then faust's seek to the committed offsets: the
 same place, so a partition can be fetched twice from there). For each partition the intake
-hands out the records of the current consumer generation once each, in order, from the first
-one fetched: records of an older generation and records already handed out are dropped, and
-a gap in offsets is taken as the log's (a transaction marker, retention). While a rebalance is
-under way (faust's flow control suspended, input partitions paused) nothing is handed out and
-what is buffered is dropped: the new generation fetches it again.
+hands out the records of the current consumer generation once each, in order, from its
+committed offset — or, with nothing committed, from the first record of its log, sought
+explicitly: records of an older generation and records already handed out are dropped, and
+a jump in offsets is sought back, then taken as the log's (retention) when it comes again.
+While a rebalance is under way (faust's flow control suspended, input partitions paused)
+nothing is handed out and what is buffered is dropped: the new generation fetches it again
+(with nothing committed, only because of that explicit seek).
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ class Intake:
         #: Next offset to hand out per partition, for ``_generation``.
         self._positions: dict[TP, int] = {}
         self._generation = -1
-        #: Partitions whose offsets jumped: (offset due, offset fetched).
-        self.misaligned: dict[TP, tuple[int, int]] = {}
+        #: Partitions whose offsets jumped: (offset due, offset fetched); due is None for a
+        #: partition without a committed offset (it starts at its log's first record).
+        self.misaligned: dict[TP, tuple[int | None, int]] = {}
         #: Partitions sought back, and the offset their first record must have.
         self._expected: dict[TP, int] = {}
 
@@ -97,10 +100,10 @@ class Intake:
 
         Offsets must follow each other: a partition's first record of a generation is at
         its committed offset (when one is known), each next record at the offset after the
-        last. A partition that jumps is set aside in :attr:`misaligned` as (offset due,
-        offset fetched), and none of its records is handed out until the apply loop has
-        sought it back (:meth:`expect`) or found that the log has nothing in between
-        (:meth:`accept_gap`).
+        last. A partition that jumps, or has no committed offset, is set aside in
+        :attr:`misaligned` as (offset due or None, offset fetched), and none of its records is
+        handed out until the apply loop has sought it back (:meth:`expect`) or found that the
+        log has nothing in between (:meth:`accept_gap`).
         """
         records = self._records
         if generation != self._generation:
@@ -121,7 +124,13 @@ class Intake:
             first = due is None
             if first:
                 due = expected.get(tp, committed(tp))
-            if due is not None and offset != due:
+                if due is None:
+                    # Nothing committed: the partition starts where its log does, which is
+                    # not known here. Records fetched from there may have been dropped
+                    # during a rebalance, and nothing fetches them again without a seek.
+                    misaligned[tp] = (None, offset)
+                    continue
+            if offset != due:
                 if offset < due or (first and tp in expected):
                     continue  # applied or committed already, or fetched before a seek back
                 misaligned[tp] = (due, offset)
