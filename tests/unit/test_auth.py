@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from gateway.auth import Authenticator, Principal, query_string_hash
+from gateway.auth import VERIFIED_TOKENS, Authenticator, Principal, query_string_hash
 from gateway.clients import ClientRegistry, ClientsFileError, Scope, hash_secret
 from gateway.errors import Unauthorized
 from gateway.settings import GatewaySettings
@@ -331,6 +331,8 @@ def test_reloading_the_clients_file_revokes_at_once(tmp_path: Path) -> None:
     auth = Authenticator(GatewaySettings(clients_file=path, token_signing_key=SecretStr(SIGNING)))
     issued = auth.issue_token(auth.registry.get("revoked"), frozenset({Scope.READ}))  # type: ignore[arg-type]
     assert auth.authenticate(basic("revoked", TOKEN), "GET", PATH, [])
+    # Verified once (and so remembered as verified) before the revocation.
+    assert auth.authenticate(f"Bearer {issued['access_token']}", "GET", PATH, [])
     path.write_text(f"clients:\n  keep:\n{entry}")
     auth.reload()
     with pytest.raises(Unauthorized):
@@ -350,3 +352,37 @@ def test_a_broken_clients_file_keeps_the_clients_in_use(tmp_path: Path) -> None:
     with pytest.raises(ClientsFileError):
         auth.reload()
     assert auth.authenticate(basic("keep", TOKEN), "GET", PATH, []).client_id == "keep"
+
+
+def test_a_verified_access_token_is_refused_once_it_expires(clients_file: Path) -> None:
+    auth = Authenticator(
+        GatewaySettings(
+            clients_file=clients_file,
+            token_signing_key=SecretStr(SIGNING),
+            token_ttl_s=1,
+            jwt_leeway_s=0,
+        )
+    )
+    client = auth.registry.get("jenkins")
+    assert client is not None
+    header = f"Bearer {auth.issue_token(client, frozenset({Scope.READ}))['access_token']}"
+    assert auth.authenticate(header, "GET", PATH, []).scopes == frozenset({Scope.READ})
+    time.sleep(2.1)  # past its lifetime: remembered as verified, but no longer valid
+    with pytest.raises(Unauthorized, match="expired"):
+        auth.authenticate(header, "GET", PATH, [])
+
+
+def test_remembered_tokens_are_bounded(clients_file: Path) -> None:
+    auth = Authenticator(
+        GatewaySettings(clients_file=clients_file, token_signing_key=SecretStr(SIGNING))
+    )
+    client = auth.registry.get("jenkins")
+    assert client is not None
+    first = f"Bearer {auth.issue_token(client, frozenset({Scope.READ}))['access_token']}"
+    auth.authenticate(first, "GET", PATH, [])
+    for _ in range(VERIFIED_TOKENS + 10):
+        token = auth.issue_token(client, frozenset({Scope.READ}))["access_token"]
+        auth.authenticate(f"Bearer {token}", "GET", PATH, [])
+    assert len(auth._verified) == VERIFIED_TOKENS
+    # Forgotten, not refused: verified again.
+    assert auth.authenticate(first, "GET", PATH, []).client_id == "jenkins"
