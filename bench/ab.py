@@ -103,6 +103,14 @@ def _apply_once(
 @click.option("--clients", default=64, show_default=True, help="lookup: requests in flight.")
 @click.option("--seconds", default=10.0, show_default=True, help="lookup: seconds per run.")
 @click.option(
+    "--auth",
+    type=click.Choice(["bearer", "basic"]),
+    default="bearer",
+    show_default=True,
+    help="lookup: OAuth access tokens (client credentials, as `python -m bench`) or Basic "
+    "API tokens.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
@@ -117,6 +125,7 @@ def main(
     deployments: int,
     clients: int,
     seconds: float,
+    auth: str,
     out_dir: Path,
 ) -> None:
     """Interleaved A/B of the worker's apply rate or of lookups: this tree against BASELINE."""
@@ -131,8 +140,12 @@ def main(
     ):
         env = BenchEnv(broker.bootstrap, registry.url, work, log_dir=out_dir / f"ab-{stamp}-logs")
         broker_pid = broker.local.pid if broker.local else None
-        auth = Auth.basic(BENCH_CLIENT, env.secret)
-        ctx = Context(FULL, env, broker_pid, out_dir, MemoryWatch(), auth)
+        credentials = (
+            Auth.oauth(BENCH_CLIENT, env.secret)
+            if auth == "bearer"
+            else Auth.basic(BENCH_CLIENT, env.secret)
+        )
+        ctx = Context(FULL, env, broker_pid, out_dir, MemoryWatch(), credentials)
         if phase == "lookup":
             try:
                 stacks = {
@@ -142,7 +155,7 @@ def main(
                 lookups = lookup_ab_rounds(ctx, stacks, rounds, clients, seconds)
             finally:
                 env.stop_all()
-            _report_lookups(lookups, baseline, tree, deployments, out_dir, stamp)
+            _report_lookups({**lookups, "auth": auth}, baseline, tree, deployments, out_dir, stamp)
             return
         # The same events twice: framed for a tree that reads the Confluent wire format,
         # schemaless for one from before the schema registry.
