@@ -157,6 +157,13 @@ class DeploymentAgent(Service):
                 continue
             generation = app.consumer_generation_id
             consumer = cast(IntakeConsumer, app.consumer)
+            if consumer.sought_generation != generation:
+                # faust resumes the flow before it has read the generation's committed
+                # offsets (and sought to them): until then a partition's committed offset
+                # may be the previous generation's, and what is fetched starts from there.
+                intake.clear()
+                await asyncio.sleep(REBALANCE_POLL_S)
+                continue
             live = intake.take(options.batch_max, generation, consumer.committed)
             if intake.misaligned:
                 await self._realign(consumer, generation)

@@ -17,9 +17,11 @@ hands out the records of the current consumer generation once each, in order, fr
 committed offset — or, with nothing committed, from the first record of its log, sought
 explicitly: records of an older generation and records already handed out are dropped, and
 a jump in offsets is sought back, then taken as the log's (retention) when it comes again.
-While a rebalance is under way (faust's flow control suspended, input partitions paused)
-nothing is handed out and what is buffered is dropped: the new generation fetches it again
-(with nothing committed, only because of that explicit seek).
+While a rebalance is under way (faust's flow control suspended, input partitions paused),
+and until faust has read the new generation's committed offsets from the broker
+(:attr:`IntakeConsumer.sought_generation`: it resumes the flow before that), nothing is
+handed out and what is buffered is dropped: the new generation fetches it again (with
+nothing committed, only because of that explicit seek).
 """
 
 from __future__ import annotations
@@ -177,6 +179,16 @@ class IntakeConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.log_gaps = {}
+        #: The consumer generation whose committed offsets faust has read from the broker
+        #: and sought to (:meth:`perform_seek`); the intake hands out nothing of a newer one.
+        self.sought_generation = -1
+
+    async def perform_seek(self) -> None:
+        """faust's seek to the committed offsets of a new assignment, which also reads them
+        into :meth:`committed`; afterwards the generation's records may be handed out."""
+        generation = self.app.consumer_generation_id
+        await super().perform_seek()
+        self.sought_generation = generation
 
     def committed(self, tp: TP) -> int | None:
         """The committed offset faust knows for ``tp`` (None: none yet)."""

@@ -4,6 +4,7 @@ single missing record, and past any number when nothing was committed yet)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -55,3 +56,35 @@ def test_a_gap_of_the_log_is_passed_over() -> None:
 def test_nothing_committed_yet_commits_from_the_first_acknowledged() -> None:
     consumer = consumer_with(None, [0, 1, 2])
     assert consumer._new_offset(INPUT) == 3
+
+
+def seeking_consumer(committed_by_broker: int, next_generation: int | None = None) -> Any:
+    """An IntakeConsumer whose seek to the committed offsets reads ``committed_by_broker``
+    (and, with ``next_generation``, sees a new rebalance begin while it waits)."""
+    consumer: Any = consumer_with(committed=147, acked=[])  # a stale in-memory value
+    consumer._read_offset = defaultdict(lambda: None)
+    consumer.sought_generation = -1
+    app = SimpleNamespace(consumer_generation_id=5)
+    consumer.app = app
+
+    async def seek_to_committed() -> dict[TP, int]:
+        if next_generation is not None:
+            app.consumer_generation_id = next_generation
+        return {INPUT: committed_by_broker}
+
+    consumer.seek_to_committed = seek_to_committed
+    return consumer
+
+
+def test_records_of_a_generation_wait_until_its_committed_offsets_are_read() -> None:
+    consumer = seeking_consumer(131)
+    assert consumer.sought_generation == -1
+    asyncio.run(consumer.perform_seek())
+    assert consumer.sought_generation == 5
+    assert consumer.committed(INPUT) == 131  # the broker's, not the stale 147
+
+
+def test_a_seek_overtaken_by_a_rebalance_does_not_open_the_new_generation() -> None:
+    consumer = seeking_consumer(131, next_generation=6)
+    asyncio.run(consumer.perform_seek())
+    assert consumer.sought_generation == 5
