@@ -358,6 +358,14 @@ def test_history_pages_through_an_environment_and_the_issue_view_shows_where_it_
         shipped(DOCS, PREVIEW, 23, "failed", 1, issueKeys=["REL-8"]),
         shipped(DOCS, DOCS_PROD, 22, "successful", 1, issueKeys=["REL-8"]),
     )
+    # Pages are counted below: every deployment must be applied before the history opens
+    # (one applied later arrives live, at the top, and is a row more on the first page).
+    with stack.client(RELEASES) as http:
+        deadline = time.monotonic() + 30
+        listed = f"{Q}/pipelines/docs-site/environments/preview/deployments?limit=50"
+        while len(http.get(listed).json()["values"]) < 23:
+            assert time.monotonic() < deadline, "the workers never applied all 23"
+            time.sleep(0.2)
     page = sign_in(watched, stack, RELEASES)
     history = cell(page, "docs-site", "preview").get_by_role("link", name="History of Preview")
     expect(history).to_be_visible(timeout=LIVE_MS)
