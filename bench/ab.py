@@ -32,9 +32,10 @@ from bench.measure import MemoryWatch
 from bench.phases.apply import watch_apply
 from bench.phases.common import Context
 from bench.plan import FULL
+from bench.runner import auth_option, bench_credentials
 from bench.stack import BENCH_CLIENT, BenchEnv
 from deploystream.kafka.provision import provide_broker
-from deploystream.load import Auth, DeploymentGenerator, GeneratorConfig
+from deploystream.load import DeploymentGenerator, GeneratorConfig
 from deploystream.registry.provision import provide_registry
 from deploystream.stack import worker_process
 from schemas import AvroCodec
@@ -102,14 +103,7 @@ def _apply_once(
 )
 @click.option("--clients", default=64, show_default=True, help="lookup: requests in flight.")
 @click.option("--seconds", default=10.0, show_default=True, help="lookup: seconds per run.")
-@click.option(
-    "--auth",
-    type=click.Choice(["bearer", "basic"]),
-    default="bearer",
-    show_default=True,
-    help="lookup: OAuth access tokens (client credentials, as `python -m bench`) or Basic "
-    "API tokens.",
-)
+@auth_option
 @click.option(
     "--out",
     "out_dir",
@@ -140,11 +134,7 @@ def main(
     ):
         env = BenchEnv(broker.bootstrap, registry.url, work, log_dir=out_dir / f"ab-{stamp}-logs")
         broker_pid = broker.local.pid if broker.local else None
-        credentials = (
-            Auth.oauth(BENCH_CLIENT, env.secret)
-            if auth == "bearer"
-            else Auth.basic(BENCH_CLIENT, env.secret)
-        )
+        credentials = bench_credentials(auth, env.secret)
         ctx = Context(FULL, env, broker_pid, out_dir, MemoryWatch(), credentials)
         if phase == "lookup":
             try:

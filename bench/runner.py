@@ -121,6 +121,23 @@ def _run_phase(ctx: Context, name: str, results: dict[str, Any], call: Callable[
     return value
 
 
+#: How the load authenticates (``python -m bench`` and ``python -m bench.ab``).
+auth_option = click.option(
+    "--auth",
+    type=click.Choice(["bearer", "basic"]),
+    default="bearer",
+    show_default=True,
+    help="OAuth access tokens (client credentials) or Basic API tokens.",
+)
+
+
+def bench_credentials(auth: str, secret: str) -> Auth:
+    """The bench client's credentials of kind ``auth`` (bearer or basic)."""
+    return (
+        Auth.oauth(BENCH_CLIENT, secret) if auth == "bearer" else Auth.basic(BENCH_CLIENT, secret)
+    )
+
+
 @click.command()
 @click.option("--quick", is_flag=True, help="Smaller and shorter (under 2 minutes).")
 @click.option(
@@ -130,13 +147,7 @@ def _run_phase(ctx: Context, name: str, results: dict[str, Any], call: Callable[
     show_default=True,
     help="Where results, profiles and logs go.",
 )
-@click.option(
-    "--auth",
-    type=click.Choice(["bearer", "basic"]),
-    default="bearer",
-    show_default=True,
-    help="OAuth access tokens (client credentials) or Basic API tokens.",
-)
+@auth_option
 @click.option("--only", multiple=True, type=click.Choice(PHASES), help="Run only these phases.")
 def main(quick: bool, out: Path, auth: str, only: tuple[str, ...]) -> None:
     """Measure ingest, apply, visibility lag, lookups, queries, restarts and memory; write
@@ -164,11 +175,7 @@ def main(quick: bool, out: Path, auth: str, only: tuple[str, ...]) -> None:
                 session_timeout_s=plan.session_timeout_s,
                 log_dir=run_dir / "logs",
             )
-            credentials = (
-                Auth.oauth(BENCH_CLIENT, env.secret)
-                if auth == "bearer"
-                else Auth.basic(BENCH_CLIENT, env.secret)
-            )
+            credentials = bench_credentials(auth, env.secret)
             broker_pid = broker.local.pid if broker.local else None
             memory.watch("broker", broker_pid)
             memory.watch("registry", registry.local.pid if registry.local else None)
