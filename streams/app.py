@@ -56,6 +56,10 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
+        # Unbounded by default in faust: a restore could then decode a whole fetch of every
+        # changelog partition (hundreds of thousands of small index records) at once.
+        broker_max_poll_records=settings.max_poll_records,
+        consumer_max_fetch_size=settings.max_partition_fetch_bytes,
         producer_acks=-1,
         # The web server listens on worker_host only; peers reach it at advertised_url.
         web_bind=settings.worker_host,

@@ -101,6 +101,19 @@ class WorkerSettings(BaseSettings):
         description="Listed deployments whose query rendering the worker keeps (about 2 KB "
         "each), reused while their stored bytes are unchanged; 0 keeps none.",
     )
+    max_poll_records: int = Field(
+        1000,
+        ge=1,
+        description="Most records one consumer fetch hands over. It bounds the memory of "
+        "records decoded and in flight, most of all while restoring a changelog of small "
+        "index records.",
+    )
+    max_partition_fetch_bytes: int = Field(
+        MIB,
+        ge=64 * 1024,
+        description="Most bytes fetched per partition in one request (Kafka's "
+        "max.partition.fetch.bytes).",
+    )
     rocksdb_write_buffer_bytes: int = Field(4 * MIB, description="Write buffer per partition DB.")
     rocksdb_write_buffers: int = Field(2, description="Write buffers per partition DB.")
     log_level: str = Field("info", description="Worker log level.")

@@ -23,8 +23,10 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 __all__ = [
+    "Carried",
     "IndexEntry",
     "IndexName",
+    "carried_by",
     "carries",
     "decode_entry_key",
     "descending",
@@ -212,21 +214,45 @@ def entries_of(key: bytes, stored: Mapping[str, Any] | None) -> set[bytes]:
     return entries
 
 
+class Carried(NamedTuple):
+    """What decides which entries a stored deployment has (the inputs of
+    :func:`entries_of`), small enough to keep beside a cached rendering."""
+
+    tenant: str
+    environment: tuple[str, str]
+    environment_rank: bytes
+    issues: frozenset[str]
+    issue_rank: bytes
+    properties: Mapping[str, str]
+
+    def carries(self, entry: IndexEntry) -> bool:
+        """Whether ``entry`` is among the deployment's entries."""
+        if entry.tenant != self.tenant:
+            return False
+        if entry.name is IndexName.ENVIRONMENT:
+            return entry.terms == self.environment and entry.rank == self.environment_rank
+        if entry.name is IndexName.ISSUE:
+            return entry.terms[0] in self.issues and entry.rank == self.issue_rank
+        name, value = entry.terms
+        return self.properties.get(name) == value and entry.rank == _ZERO_RANK
+
+
+def carried_by(stored: Mapping[str, Any]) -> Carried:
+    """The facts of ``stored`` that its index entries are made of."""
+    key = stored["key"]
+    deployment = stored["deployment"]
+    issues = frozenset(issue_keys_of(deployment))
+    return Carried(
+        key["tenant"],
+        (key["pipelineId"], key["environmentId"]),
+        descending(key["deploymentSequenceNumber"]),
+        issues,
+        descending(_millis(deployment["lastUpdated"])) if issues else _ZERO_RANK,
+        stored["properties"],
+    )
+
+
 def carries(entry: IndexEntry, stored: Mapping[str, Any]) -> bool:
     """Whether ``stored`` (the deployment ``entry`` names) still has ``entry`` among
     :func:`entries_of` — computed for that one entry, not for all of them."""
-    if entry.tenant != stored["key"]["tenant"]:
-        return False
-    if entry.name is IndexName.ENVIRONMENT:
-        # Terms and rank come from the deployment's key, which is the entry's.
-        key = stored["key"]
-        return entry.terms == (key["pipelineId"], key["environmentId"]) and entry.rank == (
-            descending(key["deploymentSequenceNumber"])
-        )
-    if entry.name is IndexName.ISSUE:
-        deployment = stored["deployment"]
-        return entry.terms[0] in issue_keys_of(deployment) and entry.rank == descending(
-            _millis(deployment["lastUpdated"])
-        )
-    name, value = entry.terms
-    return stored["properties"].get(name) == value and entry.rank == _ZERO_RANK
+    return carried_by(stored).carries(entry)

@@ -91,12 +91,13 @@ class PartitionData:
         if self.renderings is None:
             stored = self.current(entry)
             return None if stored is None else Item(sort, stored)
-        key = decode_entry_key(entry).deployment
+        decoded = decode_entry_key(entry)
+        key = decoded.deployment
         raw = self.state.get(key)
         if raw is None:
             return None
         listed = self.renderings.listed(key, raw)
-        return Item(sort, None, listed.json) if entry in listed.entries else None
+        return Item(sort, None, listed.json) if listed.carried.carries(decoded) else None
 
 
 @dataclass(frozen=True)

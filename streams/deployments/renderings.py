@@ -3,9 +3,10 @@
 Listing a deployment costs decoding its stored Avro (~20 µs) and rendering its JSON (~5 µs),
 and the deployments a query returns are mostly the same ones again and again (an
 environment's latest, an issue's recent ones: what dashboards and the web view ask for).
-Each cached rendering is kept with the exact stored bytes it was made from and the index
-entries those bytes carry, so a hit is exact: the stored bytes read now must be those bytes
-(any change, delete or rewrite is a miss), and an entry is current if it is among them.
+Each cached rendering is kept with the exact stored bytes it was made from and what decides
+the index entries those bytes carry (:class:`~streams.deployments.index.Carried`), so a hit
+is exact: the stored bytes read now must be those bytes (any change, delete or rewrite is a
+miss), and an entry is current if they carry it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from streams.deployments.index import entries_of
+from streams.deployments.index import Carried, carried_by
 from streams.deployments.views import render_listed
 
 __all__ = ["Listed", "Renderings"]
@@ -28,7 +29,7 @@ class Listed:
     """One stored deployment as queries list it."""
 
     raw: bytes
-    entries: frozenset[bytes]
+    carried: Carried
     json: bytes
 
 
@@ -54,7 +55,7 @@ class Renderings:
             return held
         self.misses += 1
         stored = self._decode(raw)
-        made = Listed(raw, frozenset(entries_of(key, stored)), orjson.dumps(render_listed(stored)))
+        made = Listed(raw, carried_by(stored), orjson.dumps(render_listed(stored)))
         if self._capacity:
             self._items[key] = made
             self._items.move_to_end(key)
