@@ -190,6 +190,18 @@ class IntakeConsumer(faust_aiokafka.Consumer):
         await super().perform_seek()
         self.sought_generation = generation
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        # faust seeks from the event loop's thread (ThreadDelegateConsumer._seek), while
+        # aiokafka's fetcher runs in the consumer's thread: a seek drops the partition's
+        # buffered fetch, and could do so while that thread was handing it out (KeyError
+        # in Fetcher.fetched_records: the worker crashed). The seek runs in that thread.
+        thread = self._thread
+
+        async def seek() -> None:
+            thread.seek(partition, offset)
+
+        await thread.call_thread(seek)
+
     def committed(self, tp: TP) -> int | None:
         """The committed offset faust knows for ``tp`` (None: none yet)."""
         return self._committed_offset.get(tp)

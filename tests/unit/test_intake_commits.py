@@ -5,6 +5,7 @@ single missing record, and past any number when nothing was committed yet)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -88,3 +89,40 @@ def test_a_seek_overtaken_by_a_rebalance_does_not_open_the_new_generation() -> N
     consumer = seeking_consumer(131, next_generation=6)
     asyncio.run(consumer.perform_seek())
     assert consumer.sought_generation == 5
+
+
+class ConsumerThread:
+    """A consumer thread as faust's: an event loop of its own in another thread, running
+    what ``call_thread`` is given there."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.seeks: list[tuple[TP, int, int]] = []
+
+    async def call_thread(self, fun: Any) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(fun(), self.loop))
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset, threading.get_ident()))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def test_a_seek_runs_in_the_consumer_thread_that_owns_the_fetched_records() -> None:
+    # aiokafka's seek drops the partition's buffered fetch; from another thread it raced
+    # the consumer thread handing that fetch out (KeyError in Fetcher.fetched_records).
+    consumer: Any = IntakeConsumer.__new__(IntakeConsumer)
+    consumer._thread = ConsumerThread()
+    consumer._read_offset = defaultdict(lambda: None)
+    consumer.log = SimpleNamespace(dev=lambda *args: None)
+    try:
+        asyncio.run(consumer.seek(INPUT, 42))
+    finally:
+        consumer._thread.close()
+    assert consumer._thread.seeks == [(INPUT, 42, consumer._thread.thread.ident)]
+    assert consumer._read_offset[INPUT] == 42
