@@ -41,7 +41,7 @@ from streams.deployments.batch import STATE, PartitionBatch, RecordTooLarge
 from streams.deployments.intake import Intake, IntakeConsumer
 from streams.deployments.progress import SOURCE_OFFSET_HEADER, ReplayGuard
 from streams.deployments.rebuild import rebuild_index
-from streams.deployments.writer import ChangelogWriter, Outgoing, write_local
+from streams.deployments.writer import ChangelogWriter, Headers, Outgoing, write_local
 from streams.metrics import WorkerMetrics
 from streams.registration import WorkerCodecs
 
@@ -262,8 +262,12 @@ class DeploymentAgent(Service):
             record.offset,
             error,
         )
-        return Outgoing(
-            self.options.dead_letter_topic, None, record.key, self._letters.encode(letter)
+        return (
+            self.options.dead_letter_topic,
+            None,
+            record.key,
+            self._letters.encode(letter),
+            None,
         )
 
     def _apply_partition(
@@ -300,14 +304,14 @@ class DeploymentAgent(Service):
     def _changelog(self, batch: PartitionBatch) -> list[Outgoing]:
         state_topic, index_topic = self._topics
         partition = batch.partition
-        headers: dict[int, list[tuple[str, str | bytes | None]]] = {}
-        out = []
+        headers: dict[int, Headers] = {}
+        out: list[Outgoing] = []
+        append = out.append
         for table, key, value, source in batch.records:
             header = headers.get(source)
             if header is None:
                 header = headers[source] = [(SOURCE_OFFSET_HEADER, str(source).encode())]
-            topic = state_topic if table == STATE else index_topic
-            out.append(Outgoing(topic, partition, key, value, header))
+            append((state_topic if table == STATE else index_topic, partition, key, value, header))
         return out
 
     async def _learn_writers(self, records: list[Any]) -> None:

@@ -61,10 +61,10 @@ async def rebuild_index(
         if superseded():
             return False
         if batch.records:
-            records = [
-                Outgoing(index_topic, partition, r.key, r.value, header)
-                for r in batch.records
-                if r.table == INDEX
+            records: list[Outgoing] = [
+                (index_topic, partition, key, value, header)
+                for table, key, value, _source in batch.records
+                if table == INDEX
             ]
             offsets = await writer.deliver(records)
             if offsets is None:

@@ -26,14 +26,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.deployments.batch import PartitionBatch
 from streams.errors import StreamsError
 
-__all__ = ["ChangelogWriter", "Outgoing", "changelog_producer_config", "write_local"]
+__all__ = ["ChangelogWriter", "Headers", "Outgoing", "changelog_producer_config", "write_local"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +41,10 @@ logger = logging.getLogger(__name__)
 OFFSET_KEY = b"__faust\0offset__"
 
 
-class Outgoing(NamedTuple):
-    """One record to produce: ``partition`` None lets the partitioner choose (dead letters)."""
-
-    topic: str
-    partition: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, str | bytes | None]] | None = None
+Headers = list[tuple[str, str | bytes | None]]
+#: One record to produce: topic, partition (None lets the partitioner choose: dead
+#: letters), key, value, headers. A plain tuple, like the table records it is made from.
+Outgoing = tuple[str, int | None, bytes | None, bytes | None, Headers | None]
 
 
 @dataclass
@@ -73,9 +69,10 @@ class _Reports:
     def must_retry(self, record: Outgoing) -> bool:
         """Whether ``record`` belongs to a group that failed: its changelog partition, or
         for a record the partitioner placed (a dead letter), its topic."""
-        if record.partition is None:
-            return any(topic == record.topic for topic, _ in self.failed)
-        return (record.topic, record.partition) in self.failed
+        topic, partition = record[0], record[1]
+        if partition is None:
+            return any(failed == topic for failed, _ in self.failed)
+        return (topic, partition) in self.failed
 
 
 def changelog_producer_config(base: Mapping[str, Any], max_record_bytes: int) -> dict[str, Any]:

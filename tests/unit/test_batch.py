@@ -74,7 +74,7 @@ def test_reads_see_the_batch_and_rocksdb_sees_nothing_until_written(
     assert batch.get(b"k1") == stored(1)
     assert dbs[0].get(b"k1") is None
     assert list(batch.index_scan(b"entry")) == [b"entry-1"]
-    assert [(r.table, r.key, r.source) for r in batch.records] == [
+    assert [(table, key, source) for table, key, _value, source in batch.records] == [
         (STATE, b"k1", 10),
         (INDEX, b"entry-1", 10),
     ]
@@ -97,7 +97,7 @@ def test_a_rolled_back_event_leaves_no_write_and_no_record(dbs: tuple[Rdict, Rdi
     assert batch.get(b"k1") == stored(1, usn=1)
     assert dict(batch.final_state()).keys() == {b"k1"}
     assert dict(batch.final_index()) == {}
-    assert [r.source for r in batch.records] == [1]
+    assert [source for *_, source in batch.records] == [1]
 
 
 def test_the_last_write_of_a_key_is_what_rocksdb_gets(dbs: tuple[Rdict, Rdict]) -> None:
@@ -130,7 +130,7 @@ def test_an_unchanged_value_is_rewritten_with_its_stored_bytes(dbs: tuple[Rdict,
     batch = PartitionBatch(3, state, index, no_encoding, CODEC.decode, 1_000_000, b"")
     batch.begin(1)
     batch.put(b"k1", batch.get(b"k1"))  # type: ignore[arg-type]
-    assert batch.records[0].value == original
+    assert batch.records[0][2] == original
 
 
 def test_a_value_over_the_record_limit_is_refused_before_anything_is_written(
@@ -162,4 +162,5 @@ def test_every_index_entry_carries_the_batchs_entry_value(dbs: tuple[Rdict, Rdic
     batch = PartitionBatch(3, state, index, CODEC.encode, CODEC.decode, 1_000_000, b"\0\0\0\0\7")
     batch.begin(10)
     batch.index_put(b"entry")
-    assert [(r.key, r.value) for r in batch.records] == [(b"entry", b"\0\0\0\0\7")]
+    written = [(key, value) for _table, key, value, _source in batch.records]
+    assert written == [(b"entry", b"\0\0\0\0\7")]
