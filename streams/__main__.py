@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -16,6 +17,9 @@ from streams.registration import register_worker_schemas
 from streams.settings import WorkerSettings
 from streams.shutdown import BoundedStopWorker
 from streams.topics import COMPACTED, DEAD_LETTER_HEADROOM_BYTES, ensure_topic, record_limit
+
+#: Allocations (minus deallocations) between two collections of the youngest generation.
+GC_YOUNG_THRESHOLD = 20_000
 
 
 def main() -> int:
@@ -65,7 +69,9 @@ def main() -> int:
         logging.getLogger("streams").error("cannot start: %s", exc)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    build_worker(create_app(settings, codecs), settings).execute_from_commandline()
+    worker = build_worker(create_app(settings, codecs), settings)
+    tune_gc()
+    worker.execute_from_commandline()
     return 0
 
 
@@ -85,6 +91,21 @@ def build_worker(app: faust.App, settings: WorkerSettings) -> faust.Worker:
     # the apply loop) for nothing: we run without a terminal.
     worker.spinner = None
     return worker
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper collections for the apply loop, which allocates a few dozen
+    short-lived objects per event and keeps almost none (state lives in RocksDB).
+
+    What start-up made (modules, schemas, the app) is moved out of the collector's sight,
+    so a full collection no longer walks it; and the youngest generation is collected
+    every 20,000 allocations instead of 700 (CPython's default), which a batch of events
+    passed a hundred times over.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 if __name__ == "__main__":
