@@ -24,9 +24,10 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from streams.deployments.index import (
+    IndexEntry,
     IndexName,
     carries,
     decode_entry_key,
@@ -75,33 +76,21 @@ class PartitionData:
         raw = self.state.get(key)
         return None if raw is None else self.decode(raw)
 
-    def current(self, entry: bytes) -> dict[str, Any] | None:
-        """The deployment an index entry lists, if its stored state still carries the
-        entry."""
-        decoded = decode_entry_key(entry)
-        stored = self.stored(decoded.deployment)
-        if stored is None or not carries(decoded, stored):
-            return None
-        return stored
-
-    def item(self, entry: bytes, sort: bytes) -> Item | None:
+    def item(self, entry: IndexEntry, sort: bytes) -> Item | None:
         """The result an index entry lists, if its deployment still carries the entry:
         rendered (from the cache when the stored bytes are the ones it was made from), or
         decoded when there is no cache."""
-        if self.renderings is None:
-            stored = self.current(entry)
-            return None if stored is None else Item(sort, stored)
-        decoded = decode_entry_key(entry)
-        key = decoded.deployment
-        raw = self.state.get(key)
+        raw = self.state.get(entry.deployment)
         if raw is None:
             return None
-        listed = self.renderings.listed(key, raw)
-        return Item(sort, None, listed.json) if listed.carried.carries(decoded) else None
+        if self.renderings is None:
+            stored = self.decode(raw)
+            return Item(sort, stored) if carries(entry, stored) else None
+        listed = self.renderings.listed(entry.deployment, raw)
+        return Item(sort, None, listed.json) if listed.carried.carries(entry) else None
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One result: its sort key (merge order and cursor) and its value, or its rendering
     (the JSON of the value as listed) when it came from the renderings cache."""
 
@@ -146,15 +135,26 @@ def _candidates(
 
 
 def _listed(
-    partitions: Iterable[PartitionData], prefix: bytes, after: bytes | None, limit: int
+    partitions: Iterable[PartitionData],
+    terms: tuple[str, IndexName, tuple[str, ...]],
+    after: bytes | None,
+    limit: int,
 ) -> list[Item]:
-    """The first ``limit`` deployments listed under ``prefix``, all partitions merged."""
+    """The first ``limit`` deployments listed under (tenant, index, terms), all partitions
+    merged."""
+    tenant, name, values = terms
+    prefix = terms_prefix(tenant, name, values)
+    start = len(prefix)
     merged = heapq.merge(
         *(_candidates(data, prefix, after) for data in partitions), key=lambda c: c[0]
     )
     items: list[Item] = []
     for sort, entry, data in merged:
-        item = data.item(entry, sort)
+        # Every entry here has the query's terms: only its rank and deployment are read.
+        decoded = IndexEntry(
+            tenant, name, values, entry[start : start + 8], deployment_at(entry, start)
+        )
+        item = data.item(decoded, sort)
         if item is None:
             continue
         items.append(item)
@@ -171,7 +171,7 @@ def issue_deployments(
     limit: int,
 ) -> list[Item]:
     """The tenant's deployments that name ``issue_key``, newest ``lastUpdated`` first."""
-    return _listed(partitions, terms_prefix(tenant, IndexName.ISSUE, (issue_key,)), after, limit)
+    return _listed(partitions, (tenant, IndexName.ISSUE, (issue_key,)), after, limit)
 
 
 def environment_history(
@@ -183,8 +183,9 @@ def environment_history(
     limit: int,
 ) -> list[Item]:
     """The deployments of one environment, highest ``deploymentSequenceNumber`` first."""
-    prefix = terms_prefix(tenant, IndexName.ENVIRONMENT, (pipeline, environment))
-    return _listed(partitions, prefix, after, limit)
+    return _listed(
+        partitions, (tenant, IndexName.ENVIRONMENT, (pipeline, environment)), after, limit
+    )
 
 
 def _distinct(db: Database, prefix: bytes, after: bytes | None) -> Iterator[tuple[bytes, bytes]]:
