@@ -1,6 +1,7 @@
 """``python -m bench.ab --baseline REV``: the worker's apply rate (or, with ``--phase lookup``,
-lookups through the gateway: :mod:`bench.ab_lookup`), this tree against another commit,
-interleaved on the same broker in the same run.
+lookups through the gateway, and with ``--phase queries --query NAME`` one query of the query
+API: :mod:`bench.ab_lookup`), this tree against another commit, interleaved on the same broker
+in the same run.
 
 The baseline commit is checked out into a temporary git worktree and its worker runs from
 there (its working directory and ``PYTHONPATH``; same virtualenv, so only the project's
@@ -26,11 +27,12 @@ from typing import Any
 
 import click
 
-from bench.ab_lookup import lookup_ab_rounds, start_side
+from bench.ab_lookup import lookup_ab_rounds, lookups, queries, start_side
 from bench.kafka import bare_consume, encode_events, produce_all
 from bench.measure import MemoryWatch
 from bench.phases.apply import watch_apply
 from bench.phases.common import Context
+from bench.phases.queries import QUERIES
 from bench.plan import FULL
 from bench.runner import auth_option, bench_credentials
 from bench.stack import BENCH_CLIENT, BenchEnv
@@ -93,7 +95,7 @@ def _apply_once(
 @click.option("--events", default=30_000, show_default=True, help="Events in the topic.")
 @click.option(
     "--phase",
-    type=click.Choice(["apply", "lookup"]),
+    type=click.Choice(["apply", "lookup", "queries"]),
     default="apply",
     show_default=True,
     help="apply: the worker's apply rate; lookup: lookups through the gateway.",
@@ -101,7 +103,19 @@ def _apply_once(
 @click.option(
     "--deployments", default=100_000, show_default=True, help="lookup: stored deployments."
 )
-@click.option("--clients", default=64, show_default=True, help="lookup: requests in flight.")
+@click.option(
+    "--query",
+    type=click.Choice(list(QUERIES)),
+    default="issue",
+    show_default=True,
+    help="queries: which query.",
+)
+@click.option(
+    "--clients",
+    type=int,
+    default=None,
+    help="lookup/queries: requests in flight (64 for lookups, 16 for queries, as the bench).",
+)
 @click.option("--seconds", default=10.0, show_default=True, help="lookup: seconds per run.")
 @auth_option
 @click.option(
@@ -117,7 +131,8 @@ def main(
     events: int,
     phase: str,
     deployments: int,
-    clients: int,
+    query: str,
+    clients: int | None,
     seconds: float,
     auth: str,
     out_dir: Path,
@@ -136,16 +151,26 @@ def main(
         broker_pid = broker.local.pid if broker.local else None
         credentials = bench_credentials(auth, env.secret)
         ctx = Context(FULL, env, broker_pid, out_dir, MemoryWatch(), credentials)
-        if phase == "lookup":
+        if phase in ("lookup", "queries"):
+            load = lookups if phase == "lookup" else queries(query)
+            in_flight = clients or (64 if phase == "lookup" else 16)
             try:
                 stacks = {
                     "baseline": start_side(ctx, "baseline", tree, deployments),
                     "candidate": start_side(ctx, "candidate", None, deployments),
                 }
-                lookups = lookup_ab_rounds(ctx, stacks, rounds, clients, seconds)
+                results = lookup_ab_rounds(ctx, stacks, rounds, in_flight, seconds, load)
             finally:
                 env.stop_all()
-            _report_lookups({**lookups, "auth": auth}, baseline, tree, deployments, out_dir, stamp)
+            what = "lookup" if phase == "lookup" else f"query {query}"
+            _report_lookups(
+                {**results, "auth": auth, "what": what},
+                baseline,
+                tree,
+                deployments,
+                out_dir,
+                stamp,
+            )
             return
         # The same events twice: framed for a tree that reads the Confluent wire format,
         # schemaless for one from before the schema registry.
@@ -210,26 +235,27 @@ def main(
 
 
 def _report_lookups(
-    lookups: dict[str, Any],
+    results: dict[str, Any],
     baseline: str,
     tree: Path,
     deployments: int,
     out_dir: Path,
     stamp: str,
 ) -> None:
+    what = results.pop("what")
     report = {
-        "phase": "lookup",
+        "phase": what,
         "baseline": {"revision": baseline, "commit": _commit(tree)},
         "candidate": {"commit": _commit(ROOT), "dirty": _dirty()},
         "storedDeployments": deployments,
-        **lookups,
+        **results,
     }
-    path = out_dir / f"ab-lookup-{stamp}.json"
+    path = out_dir / f"ab-{what.replace(' ', '-')}-{stamp}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     medians = report["medians"]
     lines = [
-        f"\nlookup A/B over {len(lookups['rounds'])} interleaved rounds "
-        f"({lookups['clients']} clients, {deployments:,} stored deployments):"
+        f"\n{what} A/B over {len(results['rounds'])} interleaved rounds "
+        f"({results['clients']} clients, {deployments:,} stored deployments):"
     ]
     for side in ("baseline", "candidate"):
         m = medians[side]

@@ -1,10 +1,12 @@
-"""Lookups A/B: this tree's gateway and worker against another commit's, in one run.
+"""Lookups (or queries) A/B: this tree's gateway and worker against another commit's, in one
+run.
 
 Each side gets its own state topic, seeded with the same stored deployments by its own
 code, and its own worker and gateway (the baseline's run from its git worktree: working
 directory and ``PYTHONPATH``). Both stacks stay up for the whole run; rounds drive the same
-closed-loop load (``clients`` requests in flight, the bench's keys in the same order) at one
-side, then the other, alternating ABBA so that drift in the machine's load hits both alike.
+closed-loop load (``clients`` requests in flight: the bench's keys in the same order, or one
+query's pages as the bench's queries phase browses them, from the same seed) at one side,
+then the other, alternating ABBA so that drift in the machine's load hits both alike.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from statistics import median
 from typing import Any
 
 from bench.phases.common import Context, gateway_url
+from bench.phases.queries import Browse, first_pages
 from bench.stack import BENCH_CLIENT
 from deploystream.load import Request, drive, lookup_path
 from deploystream.load.results import LoadResult
 from deploystream.stack import ServiceProcess, StackConfig, gateway_process, worker_process
 
-__all__ = ["LookupSide", "lookup_ab_rounds", "start_side"]
+__all__ = ["LookupSide", "lookup_ab_rounds", "lookups", "queries", "start_side"]
 
 #: A prime: consecutive lookups hit keys far apart.
 _STRIDE = 7919
@@ -42,6 +45,8 @@ class LookupSide:
     worker: ServiceProcess
     gateway: ServiceProcess
     keys: list[tuple[str, str, int]]
+    #: Issue keys the stored deployments name (none when the side's seeding does not say).
+    issues: list[str]
 
 
 _SEED = """
@@ -49,13 +54,13 @@ import json, sys
 from bench.seed import seed_state_topic
 args = json.loads(sys.argv[1])
 result = seed_state_topic(*args["positional"], **args["named"])
-print(json.dumps([result.count, result.keys]))
+print(json.dumps([result.count, result.keys, sorted(getattr(result, "issues", []))]))
 """
 
 
 def _seed(
     ctx: Context, tree: Path | None, state_topic: str, deployments: int
-) -> tuple[int, list[tuple[str, str, int]]]:
+) -> tuple[int, list[tuple[str, str, int]], list[str]]:
     """Seed with the side's own code: the stored format is the side's (a tree from before
     the schema registry writes schemaless values and takes no registry URL)."""
     env = ctx.env
@@ -77,8 +82,8 @@ def _seed(
     if done.returncode != 0:
         msg = f"seeding with {tree or 'this tree'} failed: {done.stderr[-3000:]}"
         raise RuntimeError(msg)
-    count, keys = json.loads(done.stdout.strip().splitlines()[-1])
-    return count, [(p, e, n) for p, e, n in keys]
+    count, keys, issues = json.loads(done.stdout.strip().splitlines()[-1])
+    return count, [(p, e, n) for p, e, n in keys], issues
 
 
 def start_side(ctx: Context, name: str, tree: Path | None, deployments: int) -> LookupSide:
@@ -86,7 +91,9 @@ def start_side(ctx: Context, name: str, tree: Path | None, deployments: int) -> 
     env = ctx.env
     topic = env.topic(f"bench-ab-lookup-{name}")
     config = env.config(topic, f"ab-lookup-{name}")
-    count, keys = _seed(ctx, tree, config.extra_env["DEPLOYSTREAM_STATE_TOPIC"], deployments)
+    count, keys, issues = _seed(
+        ctx, tree, config.extra_env["DEPLOYSTREAM_STATE_TOPIC"], deployments
+    )
     worker = worker_process(config, name=f"worker-{name}")
     gateway = gateway_process(config, f"gateway-{name}")
     for service in (worker, gateway):
@@ -95,28 +102,53 @@ def start_side(ctx: Context, name: str, tree: Path | None, deployments: int) -> 
     worker.wait_ready(ctx.plan.restore_timeout_s)
     gateway.wait_ready(60)
     ctx.log("ab", f"{name}: worker and gateway ready over {count:,} deployments")
-    return LookupSide(name, config, worker, gateway, sorted(keys))
+    return LookupSide(name, config, worker, gateway, sorted(keys), issues)
 
 
-def _requests(keys: list[tuple[str, str, int]]) -> Callable[[], Request]:
+#: What a run drives at one side: the next request, and what to do with each answer.
+Load = tuple[Callable[[], Request], Callable[[Request, int, bytes, float], None] | None]
+
+
+def lookups(side: LookupSide, _run: int) -> Load:
+    """Lookups of the side's sampled keys, far apart, in the same order on both sides."""
+    keys = side.keys
     order = itertools.cycle(range(len(keys)))
 
     def next_request() -> Request:
         pipeline, environment, number = keys[(next(order) * _STRIDE) % len(keys)]
         return Request("GET", lookup_path(pipeline, environment, number))
 
-    return next_request
+    return next_request, None
 
 
-def _run(ctx: Context, side: LookupSide, clients: int, seconds: float) -> dict[str, Any]:
+def queries(name: str) -> Callable[[LookupSide, int], Load]:
+    """Pages of query ``name``, browsed as the bench's queries phase does; run ``n`` of
+    both sides draws the same parameters."""
+
+    def load(side: LookupSide, run: int) -> Load:
+        browse = Browse(first_pages(side.keys, side.issues)[name], seed=run)
+        return browse.request, browse.answered
+
+    return load
+
+
+def _run(
+    ctx: Context,
+    side: LookupSide,
+    clients: int,
+    seconds: float,
+    load: Load,
+) -> dict[str, Any]:
     meter = ctx.cpu(gateway=side.gateway, worker=side.worker)
+    next_request, on_answer = load
     result: LoadResult = asyncio.run(
         drive(
             gateway_url(side.config),
             ctx.auth,
-            _requests(side.keys),
+            next_request,
             concurrency=clients,
             duration_s=seconds,
+            on_answer=on_answer,
         )
     )
     cpu = meter.stop()
@@ -130,17 +162,22 @@ def _run(ctx: Context, side: LookupSide, clients: int, seconds: float) -> dict[s
 
 
 def lookup_ab_rounds(
-    ctx: Context, sides: dict[str, LookupSide], rounds: int, clients: int, seconds: float
+    ctx: Context,
+    sides: dict[str, LookupSide],
+    rounds: int,
+    clients: int,
+    seconds: float,
+    load: Callable[[LookupSide, int], Load] = lookups,
 ) -> dict[str, Any]:
     """Interleaved rounds over both sides; every round, the medians and their ratios."""
     for side in sides.values():  # warm both: connection pools, caches, JIT-free but lazy imports
-        _run(ctx, side, clients, 2.0)
+        _run(ctx, side, clients, 2.0, load(side, 0))
     runs: list[dict[str, Any]] = []
     for index in range(rounds):
         order = ["baseline", "candidate"] if index % 2 == 0 else ["candidate", "baseline"]
         result: dict[str, Any] = {"round": index + 1}
         for name in order:
-            result[name] = _run(ctx, sides[name], clients, seconds)
+            result[name] = _run(ctx, sides[name], clients, seconds, load(sides[name], index + 1))
         base, cand = result["baseline"], result["candidate"]
         result["throughputRatio"] = round(cand["requestsPerS"] / base["requestsPerS"], 3)
         result["p99Ratio"] = round(cand["p99Ms"] / base["p99Ms"], 3)

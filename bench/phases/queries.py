@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +26,7 @@ from bench.phases.common import Context
 from bench.phases.lookup import MainStack
 from deploystream.load import LoadResult, Request, drive
 
-__all__ = ["QUERIES", "Browse", "queries_phase"]
+__all__ = ["QUERIES", "Browse", "first_pages", "queries_phase"]
 
 Q = "/rest/deploystream/1"
 #: The queries measured, by the name their results go under, and what each reads.
@@ -82,10 +82,13 @@ class Browse:
             self._waiting.append(f"{base}?cursor={_id(cursor)}")
 
 
-def _first_pages(stack: MainStack) -> dict[str, Callable[[random.Random], str]]:
-    places = sorted({(pipeline, environment) for pipeline, environment, _ in stack.keys})
+def first_pages(
+    keys: Iterable[tuple[str, str, int]], issues: list[str]
+) -> dict[str, Callable[[random.Random], str]]:
+    """For each query, a first page's path of random parameters, drawn from a sample of the
+    stored deployments' keys and the issue keys they name."""
+    places = sorted({(pipeline, environment) for pipeline, environment, _ in keys})
     pipelines = sorted({pipeline for pipeline, _ in places})
-    issues = stack.issues
 
     def issue(rng: random.Random) -> str:
         return f"{Q}/issues/{_id(rng.choice(issues))}/deployments"
@@ -193,6 +196,6 @@ def queries_phase(ctx: Context, stack: MainStack, clients: int = 16) -> dict[str
         },
     }
     ctx.log("queries", f"answering after {ready:.1f}s; dataset {result['dataset']}")
-    for name, first in _first_pages(stack).items():
+    for name, first in first_pages(stack.keys, stack.issues).items():
         result[name] = _measure(ctx, stack, name, first, clients)
     return result
