@@ -69,7 +69,11 @@ def _seed(
     if framed:
         positional.append(env.registry_url)
     positional += [state_topic, env.partitions, BENCH_CLIENT, deployments]
-    named = {"keys_wanted": min(deployments, 20_000)}
+    named: dict[str, Any] = {"keys_wanted": min(deployments, 20_000)}
+    seeding = (tree or Path.cwd()) / "bench" / "seed.py"
+    if "issues_per_project" in seeding.read_text():
+        # The bench's dataset: about 100 deployments name each issue (what queries list).
+        named["issues_per_project"] = ctx.plan.issues_per_project
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-c", _SEED, json.dumps({"positional": positional, "named": named})],
         env={**os.environ, **({"PYTHONPATH": str(tree)} if tree is not None else {})},
