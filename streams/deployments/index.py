@@ -67,6 +67,12 @@ class IndexEntry(NamedTuple):
 
 def _varint(n: int) -> bytes:
     """Avro's zig-zag variable-length encoding of a long."""
+    if 0 <= n < _SMALL:
+        return _SMALL_VARINTS[n]
+    return _long_varint(n)
+
+
+def _long_varint(n: int) -> bytes:
     n = (n << 1) ^ (n >> 63)
     out = bytearray()
     while n & ~0x7F:
@@ -74,6 +80,11 @@ def _varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+#: Lengths, counts and symbols are small: their one-byte encodings, made once.
+_SMALL = 64
+_SMALL_VARINTS = tuple(_long_varint(n) for n in range(_SMALL))
 
 
 @lru_cache(maxsize=16_384)
@@ -85,7 +96,12 @@ def _string(value: str) -> bytes:
 
 def terms_prefix(tenant: str, index: IndexName, terms: Iterable[str]) -> bytes:
     """The bytes every entry of (tenant, index, terms) starts with."""
-    items = tuple(terms)
+    return _terms_prefix(tenant, index, tuple(terms))
+
+
+@lru_cache(maxsize=65_536)
+def _terms_prefix(tenant: str, index: IndexName, items: tuple[str, ...]) -> bytes:
+    # Tenants, properties, issues and environments repeat across deployments: cached.
     head = _string(tenant) + _varint(int(index))
     if not items:
         return head + b"\x00"
@@ -120,7 +136,7 @@ def entry_key(
     tenant: str, index: IndexName, terms: Iterable[str], rank: bytes, deployment: bytes
 ) -> bytes:
     """The key of one entry."""
-    return terms_prefix(tenant, index, terms) + rank + _varint(len(deployment)) + deployment
+    return _terms_prefix(tenant, index, tuple(terms)) + rank + _varint(len(deployment)) + deployment
 
 
 def _read_varint(data: bytes, at: int) -> tuple[int, int]:
