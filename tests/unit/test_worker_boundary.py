@@ -32,6 +32,8 @@ PROBE = textwrap.dedent(
         "stats": c.web_stats_enabled, "graph": c.web_graph_enabled,
         "bind": c.web_bind, "port": c.web_port, "broker": [str(u) for u in c.broker],
         "id": c.id, "debug": worker.debug,
+        "max_poll_records": c.broker_max_poll_records,
+        "max_partition_fetch_bytes": c.consumer_max_fetch_size,
     }))
     """
 )
@@ -47,6 +49,7 @@ HOSTILE_ENV = {
     "F_DEBUG": "1",
     "FAUST_DEBUG": "1",
     "F_WEB_BIND": "0.0.0.0",
+    "BROKER_MAX_POLL_RECORDS": "100000000",
 }
 
 
@@ -71,6 +74,9 @@ def test_faust_environment_variables_change_nothing(tmp_path: Path) -> None:
         "broker": ["kafka://127.0.0.1:9"],
         "id": "deploystream",
         "debug": False,
+        # Bounded (faust's default is unbounded): what a restore decodes at once.
+        "max_poll_records": 1000,
+        "max_partition_fetch_bytes": 1024 * 1024,
     }
 
 
