@@ -200,8 +200,8 @@ class DeploymentAgent(Service):
                 # Nothing committed: from the log's first record (auto.offset.reset is
                 # "earliest", but what was fetched from there may have been dropped).
                 logger.info("%s: nothing committed; applying from offset %d", tp, start)
-                await consumer.seek(tp, start)
-                self.intake.expect(tp, start)
+                if await consumer.seek_if_assigned(tp, start):
+                    self.intake.expect(tp, start)
                 continue
             due = due_or_none
             if due < start:
@@ -223,8 +223,8 @@ class DeploymentAgent(Service):
                 continue
             logger.warning("%s: seeking back to offset %d (fetched %d)", tp, due, fetched)
             self._sought_back[attempt] = fetched
-            await consumer.seek(tp, due)
-            self.intake.expect(tp, due)
+            if await consumer.seek_if_assigned(tp, due):
+                self.intake.expect(tp, due)
 
     def _track(self, records: list[Any]) -> None:
         # What faust's Stream does per record: a rebalance or a stop now waits for these

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -201,6 +202,17 @@ class IntakeConsumer(faust_aiokafka.Consumer):
             thread.seek(partition, offset)
 
         await thread.call_thread(seek)
+
+    async def seek_if_assigned(self, tp: TP, offset: int) -> bool:
+        """Seek ``tp`` to ``offset``; False when it is no longer assigned (a rebalance
+        revoked it after its records were fetched: its next owner starts afresh from the
+        committed offset)."""
+        try:
+            await self.seek(tp, offset)
+        except IllegalStateError:
+            logger.info("%s: revoked before it could be sought to offset %d", tp, offset)
+            return False
+        return True
 
     def committed(self, tp: TP) -> int | None:
         """The committed offset faust knows for ``tp`` (None: none yet)."""

@@ -10,6 +10,7 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
 from faust.types import TP
 
 from streams.deployments.intake import Intake, IntakeConsumer
@@ -100,11 +101,14 @@ class ConsumerThread:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.seeks: list[tuple[TP, int, int]] = []
+        self.assigned = {INPUT}
 
     async def call_thread(self, fun: Any) -> Any:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(fun(), self.loop))
 
     def seek(self, tp: TP, offset: int) -> None:
+        if tp not in self.assigned:
+            raise IllegalStateError(f"No current assignment for partition {tp}")
         self.seeks.append((tp, offset, threading.get_ident()))
 
     def close(self) -> None:
@@ -113,16 +117,33 @@ class ConsumerThread:
         self.loop.close()
 
 
-def test_a_seek_runs_in_the_consumer_thread_that_owns_the_fetched_records() -> None:
-    # aiokafka's seek drops the partition's buffered fetch; from another thread it raced
-    # the consumer thread handing that fetch out (KeyError in Fetcher.fetched_records).
+def threaded_consumer() -> Any:
     consumer: Any = IntakeConsumer.__new__(IntakeConsumer)
     consumer._thread = ConsumerThread()
     consumer._read_offset = defaultdict(lambda: None)
     consumer.log = SimpleNamespace(dev=lambda *args: None)
+    return consumer
+
+
+def test_a_seek_runs_in_the_consumer_thread_that_owns_the_fetched_records() -> None:
+    # aiokafka's seek drops the partition's buffered fetch; from another thread it raced
+    # the consumer thread handing that fetch out (KeyError in Fetcher.fetched_records).
+    consumer = threaded_consumer()
     try:
-        asyncio.run(consumer.seek(INPUT, 42))
+        assert asyncio.run(consumer.seek_if_assigned(INPUT, 42))
     finally:
         consumer._thread.close()
     assert consumer._thread.seeks == [(INPUT, 42, consumer._thread.thread.ident)]
     assert consumer._read_offset[INPUT] == 42
+
+
+def test_a_partition_revoked_before_its_seek_is_left_to_its_next_owner() -> None:
+    # The seek waits for the consumer thread, where a rebalance may have revoked the
+    # partition meanwhile: that must not crash the worker.
+    consumer = threaded_consumer()
+    consumer._thread.assigned = set()
+    try:
+        assert not asyncio.run(consumer.seek_if_assigned(INPUT, 42))
+    finally:
+        consumer._thread.close()
+    assert consumer._thread.seeks == []
