@@ -301,18 +301,21 @@ class DeploymentAgent(Service):
                 continue
             outcomes[outcome] += 1
 
-    def _changelog(self, batch: PartitionBatch) -> list[Outgoing]:
+    def _changelog(
+        self, batch: PartitionBatch, state: list[Outgoing], index: list[Outgoing]
+    ) -> None:
+        """Add the batch's changelog records to ``state`` and ``index``, in order."""
         state_topic, index_topic = self._topics
         partition = batch.partition
         headers: dict[int, Headers] = {}
-        out: list[Outgoing] = []
-        append = out.append
         for table, key, value, source in batch.records:
             header = headers.get(source)
             if header is None:
                 header = headers[source] = [(SOURCE_OFFSET_HEADER, str(source).encode())]
-            append((state_topic if table == STATE else index_topic, partition, key, value, header))
-        return out
+            if table == STATE:
+                state.append((state_topic, partition, key, value, header))
+            else:
+                index.append((index_topic, partition, key, value, header))
 
     async def _learn_writers(self, records: list[Any]) -> None:
         """Fetch the writer schemas of the batch's events that were never seen, waiting while
@@ -363,8 +366,12 @@ class DeploymentAgent(Service):
             # applies its records again (the rebalance was waiting for them).
             self._untrack(records)
             return
-        outgoing = [record for batch in batches for record in self._changelog(batch)]
-        offsets = await self.writer.deliver(outgoing + dead)
+        state: list[Outgoing] = []
+        index: list[Outgoing] = []
+        for batch in batches:
+            self._changelog(batch, state, index)
+        # The table's records first: see streams.deployments.writer.
+        offsets = await self.writer.deliver_in_order([state + dead, index])
         if offsets is None:
             logger.warning(
                 "stopped before Kafka acknowledged a batch of %d records: left for replay",
