@@ -65,6 +65,10 @@ def answers(url: str) -> bool:
         return False
 
 
+def says_why(readyz: str) -> bool:
+    return "schema registry" in str(get(readyz)[1].get("reason"))
+
+
 def wait(predicate: Any, timeout: float, what: str) -> float:
     started = time.monotonic()
     while not predicate():
@@ -130,6 +134,9 @@ def observed(kafka: ProvidedBroker, tmp_path_factory: pytest.TempPathFactory) ->
         # 1. No registry: both up, neither ready, both say why.
         wait(lambda: answers(f"{worker_url}/healthz"), 60, "worker up")
         wait(lambda: answers(f"http://127.0.0.1:{config.gateway_port}/healthz"), 60, "gateway up")
+        # Until its first attempt fails, a service says it is registering; then why it waits.
+        for readyz in (f"http://127.0.0.1:{config.gateway_port}/readyz", f"{worker_url}/readyz"):
+            wait(lambda url=readyz: says_why(url), 30, f"{readyz} names the registry")
         ready = http.get("/readyz")
         seen.gateway_waiting = {**ready.json(), "http": ready.status_code}
         status, body = get(f"{worker_url}/readyz")
