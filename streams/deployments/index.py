@@ -136,7 +136,7 @@ def entry_key(
     tenant: str, index: IndexName, terms: Iterable[str], rank: bytes, deployment: bytes
 ) -> bytes:
     """The key of one entry."""
-    return _terms_prefix(tenant, index, tuple(terms)) + rank + _varint(len(deployment)) + deployment
+    return terms_prefix(tenant, index, terms) + rank + _varint(len(deployment)) + deployment
 
 
 def _read_varint(data: bytes, at: int) -> tuple[int, int]:
@@ -202,37 +202,9 @@ def issue_keys_of(deployment: Mapping[str, Any]) -> set[str]:
     return keys
 
 
-def entries_of(key: bytes, stored: Mapping[str, Any] | None) -> set[bytes]:
-    """Every index entry of a stored deployment (none for an absent one)."""
-    if stored is None:
-        return set()
-    tenant = stored["key"]["tenant"]
-    deployment = stored["deployment"]
-    entries = {
-        entry_key(tenant, IndexName.PROPERTY, (name, value), _ZERO_RANK, key)
-        for name, value in stored["properties"].items()
-    }
-    issues = issue_keys_of(deployment)
-    if issues:
-        recent = descending(_millis(deployment["lastUpdated"]))
-        entries.update(
-            entry_key(tenant, IndexName.ISSUE, (issue,), recent, key) for issue in issues
-        )
-    entries.add(
-        entry_key(
-            tenant,
-            IndexName.ENVIRONMENT,
-            (stored["key"]["pipelineId"], stored["key"]["environmentId"]),
-            descending(stored["key"]["deploymentSequenceNumber"]),
-            key,
-        )
-    )
-    return entries
-
-
 class Carried(NamedTuple):
-    """What decides which entries a stored deployment has (the inputs of
-    :func:`entries_of`), small enough to keep beside a cached rendering."""
+    """What decides which entries a stored deployment has, small enough to keep beside a
+    cached rendering: writes list its :meth:`entries`, queries check one (:meth:`carries`)."""
 
     tenant: str
     environment: tuple[str, str]
@@ -240,6 +212,22 @@ class Carried(NamedTuple):
     issues: frozenset[str]
     issue_rank: bytes
     properties: Mapping[str, str]
+
+    def entries(self, key: bytes) -> set[bytes]:
+        """Every index entry of the deployment stored under ``key``."""
+        tenant = self.tenant
+        entries = {
+            entry_key(tenant, IndexName.PROPERTY, (name, value), _ZERO_RANK, key)
+            for name, value in self.properties.items()
+        }
+        entries.update(
+            entry_key(tenant, IndexName.ISSUE, (issue,), self.issue_rank, key)
+            for issue in self.issues
+        )
+        entries.add(
+            entry_key(tenant, IndexName.ENVIRONMENT, self.environment, self.environment_rank, key)
+        )
+        return entries
 
     def carries(self, entry: IndexEntry) -> bool:
         """Whether ``entry`` is among the deployment's entries."""
@@ -266,6 +254,11 @@ def carried_by(stored: Mapping[str, Any]) -> Carried:
         descending(_millis(deployment["lastUpdated"])) if issues else _ZERO_RANK,
         stored["properties"],
     )
+
+
+def entries_of(key: bytes, stored: Mapping[str, Any] | None) -> set[bytes]:
+    """Every index entry of a stored deployment (none for an absent one)."""
+    return set() if stored is None else carried_by(stored).entries(key)
 
 
 def carries(entry: IndexEntry, stored: Mapping[str, Any]) -> bool:
