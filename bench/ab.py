@@ -116,7 +116,7 @@ def _apply_once(
     default=None,
     help="lookup/queries: requests in flight (64 for lookups, 16 for queries, as the bench).",
 )
-@click.option("--seconds", default=10.0, show_default=True, help="lookup: seconds per run.")
+@click.option("--seconds", default=10.0, show_default=True, help="lookup/queries: seconds per run.")
 @auth_option
 @click.option(
     "--out",
@@ -163,8 +163,9 @@ def main(
             finally:
                 env.stop_all()
             what = "lookup" if phase == "lookup" else f"query {query}"
-            _report_lookups(
-                {**results, "auth": auth, "what": what},
+            _report_load(
+                what,
+                {**results, "auth": auth},
                 baseline,
                 tree,
                 deployments,
@@ -234,7 +235,8 @@ def main(
     )
 
 
-def _report_lookups(
+def _report_load(
+    what: str,
     results: dict[str, Any],
     baseline: str,
     tree: Path,
@@ -242,7 +244,6 @@ def _report_lookups(
     out_dir: Path,
     stamp: str,
 ) -> None:
-    what = results.pop("what")
     report = {
         "phase": what,
         "baseline": {"revision": baseline, "commit": _commit(tree)},
