@@ -1,6 +1,7 @@
 """``python -m bench.ab --baseline REV``: the worker's apply rate (or, with ``--phase lookup``,
 lookups through the gateway, and with ``--phase queries --query NAME`` one query of the query
-API: :mod:`bench.ab_lookup`), this tree against another commit, interleaved on the same broker
+API: :mod:`bench.ab_lookup`; with ``--phase visibility --rate R`` the visibility lag:
+:mod:`bench.ab_visibility`), this tree against another commit, interleaved on the same broker
 in the same run.
 
 The baseline commit is checked out into a temporary git worktree and its worker runs from
@@ -28,6 +29,7 @@ from typing import Any
 import click
 
 from bench.ab_lookup import lookup_ab_rounds, lookups, queries, start_side
+from bench.ab_visibility import visibility_ab_rounds
 from bench.kafka import bare_consume, encode_events, produce_all
 from bench.measure import MemoryWatch
 from bench.phases.apply import watch_apply
@@ -95,10 +97,17 @@ def _apply_once(
 @click.option("--events", default=30_000, show_default=True, help="Events in the topic.")
 @click.option(
     "--phase",
-    type=click.Choice(["apply", "lookup", "queries"]),
+    type=click.Choice(["apply", "lookup", "queries", "visibility"]),
     default="apply",
     show_default=True,
-    help="apply: the worker's apply rate; lookup: lookups through the gateway.",
+    help="apply: the worker's apply rate; lookup: lookups through the gateway; queries: one "
+    "query; visibility: the lag from a submission's 202 to its lookup, under load.",
+)
+@click.option(
+    "--rate",
+    default=1000.0,
+    show_default=True,
+    help="visibility: background submissions per second (deployments, bulk 10).",
 )
 @click.option(
     "--deployments", default=100_000, show_default=True, help="lookup: stored deployments."
@@ -116,7 +125,9 @@ def _apply_once(
     default=None,
     help="lookup/queries: requests in flight (64 for lookups, 16 for queries, as the bench).",
 )
-@click.option("--seconds", default=10.0, show_default=True, help="lookup/queries: seconds per run.")
+@click.option(
+    "--seconds", default=10.0, show_default=True, help="lookup/queries/visibility: seconds per run."
+)
 @auth_option
 @click.option(
     "--out",
@@ -130,6 +141,7 @@ def main(
     rounds: int,
     events: int,
     phase: str,
+    rate: float,
     deployments: int,
     query: str,
     clients: int | None,
@@ -151,6 +163,17 @@ def main(
         broker_pid = broker.local.pid if broker.local else None
         credentials = bench_credentials(auth, env.secret)
         ctx = Context(FULL, env, broker_pid, out_dir, MemoryWatch(), credentials)
+        if phase == "visibility":
+            try:
+                stacks = {
+                    "baseline": start_side(ctx, "baseline", tree, deployments),
+                    "candidate": start_side(ctx, "candidate", None, deployments),
+                }
+                results = visibility_ab_rounds(ctx, stacks, rounds, rate, seconds)
+            finally:
+                env.stop_all()
+            _report_visibility(results, baseline, tree, deployments, out_dir, stamp)
+            return
         if phase in ("lookup", "queries"):
             load = lookups if phase == "lookup" else queries(query)
             in_flight = clients or (64 if phase == "lookup" else 16)
@@ -267,6 +290,41 @@ def _report_load(
     lines.append(
         f"  candidate / baseline, median of rounds: throughput "
         f"x{report['medianThroughputRatio']:.2f}, p99 x{report['medianP99Ratio']:.2f}"
+        f"{' (uncommitted changes)' if report['candidate']['dirty'] else ''}"
+    )
+    lines.append(f"  results: {path}")
+    click.echo("\n".join(lines))
+
+
+def _report_visibility(
+    results: dict[str, Any],
+    baseline: str,
+    tree: Path,
+    deployments: int,
+    out_dir: Path,
+    stamp: str,
+) -> None:
+    report = {
+        "phase": "visibility",
+        "baseline": {"revision": baseline, "commit": _commit(tree)},
+        "candidate": {"commit": _commit(ROOT), "dirty": _dirty()},
+        "storedDeployments": deployments,
+        **results,
+    }
+    path = out_dir / f"ab-visibility-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"\nvisibility lag A/B over {len(results['rounds'])} interleaved rounds "
+        f"({results['rate']:,.0f} deployments/s, {deployments:,} stored deployments):"
+    ]
+    for side in ("baseline", "candidate"):
+        m = report["medians"][side]
+        lines.append(
+            f"  {side:<9} {report[side]['commit']:<10} median lag p50 {m['lagP50Ms']:>6.0f} ms"
+            f"  p99 {m['lagP99Ms']:>6.0f} ms  worst p99 {results['worstP99Ms'][side]:>6.0f} ms"
+        )
+    lines.append(
+        f"  candidate / baseline, median of rounds: p99 x{report['medianP99Ratio']:.2f}"
         f"{' (uncommitted changes)' if report['candidate']['dirty'] else ''}"
     )
     lines.append(f"  results: {path}")

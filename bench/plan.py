@@ -29,6 +29,8 @@ class Plan:
     restore_timeout_s: float
     #: Restart the apply phase's worker without its RocksDB (tables with a property index).
     restore_check: bool = True
+    #: Seconds of each step of the search for the rate the stack sustains (visibility).
+    sustain_s: float = 8.0
     #: Seconds each query is driven per repeat (the query phase, over the lookup table).
     query_s: float = 10.0
     #: Issue keys of the lookup table are ``<PROJECT>-<n>``, ``n`` up to this (10 projects):
@@ -73,6 +75,7 @@ QUICK = Plan(
     lookup_s=3.0,
     visibility_s=4.0,
     visibility_repeats=1,
+    sustain_s=3.0,
     overload_s=0.0,
     restart_deployments=15_000,
     # Kafka's minimum (group.min.session.timeout.ms): keeps crash restarts short.

@@ -74,6 +74,14 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             )
         )
     visibility = results.get("visibility") or {}
+    if "aloneDeploymentsPerS" in visibility:
+        rows.append(
+            (
+                "Sustainable load (end to end; from the lower of gateway and worker alone)",
+                f"{_n(visibility['sustainableDeploymentsPerS'])} deployments/s "
+                f"(from {_n(visibility['aloneDeploymentsPerS'])})",
+            )
+        )
     for key, label in (
         ("atHalf", "Visibility lag, half the sustainable load"),
         ("at80", "Visibility lag, 80% of the sustainable load"),

@@ -4,9 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["WorkerMetrics"]
+
+#: Seconds, from a millisecond to a minute: a batch's stages and the apply lag.
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 class WorkerMetrics:
@@ -43,6 +63,27 @@ class WorkerMetrics:
         self.deleted_by_properties = Counter(
             "deploystream_worker_deleted_by_properties",
             "Deployments removed by delete-by-properties commands.",
+            registry=self.registry,
+        )
+        self.batch_events = Histogram(
+            "deploystream_worker_batch_events",
+            "Input records per applied batch.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "deploystream_worker_batch_seconds",
+            "Time of each stage of a batch: apply (in memory), deliver (until Kafka has "
+            "acknowledged its changelog records), write (into RocksDB).",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.apply_lag = Histogram(
+            "deploystream_worker_apply_lag_seconds",
+            "From each input record's timestamp (when the gateway produced it) to its batch "
+            "being readable in the table (clocks of different hosts add their skew).",
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.partitions = Gauge(

@@ -1,15 +1,24 @@
 """Visibility lag: from a submission's 202 to the first 200 of its lookup, under background
-load at half the sustainable rate and, when the gateway outruns the worker, in overload."""
+load at half and 80 % of the rate the whole stack sustains and, when the gateway outruns the
+worker, in overload.
+
+The sustainable rate is measured end to end: the gateway's saturation and the worker's apply
+rate are each measured alone, but here broker, gateway, worker and load generator share the
+machine's cores, so the lower of the two overstates what they sustain together. Starting from
+it, the rate is lowered until a run at that rate is taken in full by the gateway and applied
+by the worker as it comes (:func:`sustainable_rate`)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+import urllib.request
 from typing import Any
 
 import aiohttp
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.measure import median, percentiles_ms
 from bench.phases.common import Context, bulk_requests
@@ -17,14 +26,14 @@ from bench.phases.lookup import MainStack
 from bench.stack import wait_committed
 from deploystream.load import API, DeploymentGenerator, GeneratorConfig, drive, lookup_path
 
-__all__ = ["visibility_phase"]
+__all__ = ["applied_events", "sustainable_rate", "visibility_phase", "visibility_run"]
 
 _PROBE_RUNS = itertools.count()
 
 
-async def _visibility_run(
+async def visibility_run(
     ctx: Context,
-    stack: MainStack,
+    url: str,
     rate_deployments: float,
     bulk: int,
     seconds: float,
@@ -42,7 +51,6 @@ async def _visibility_run(
     lags: list[float] = []
     halves: tuple[list[float], list[float]] = ([], [])
     failures = 0
-    url = stack.url
     async with aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=10), connector=aiohttp.TCPConnector(limit=probes)
     ) as session:
@@ -110,6 +118,66 @@ async def _visibility_run(
 
 #: Loads the lag is measured at, as fractions of the sustainable rate.
 LEVELS = (("atHalf", 0.5), ("at80", 0.8))
+#: A rate is sustained when the gateway takes this share of it...
+_TAKEN = 0.97
+#: ... and the worker's backlog at the end of the run is at most this many seconds of it.
+_BACKLOG_S = 1.0
+#: Each step down from a rate that was not sustained.
+_STEP_DOWN = 0.85
+_MAX_STEPS = 8
+
+
+def applied_events(worker_url: str) -> float:
+    """Input records the worker applied so far (every outcome), from its ``/metrics``."""
+    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=10) as answer:  # noqa: S310
+        text = answer.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "deploystream_worker_events"
+        for sample in family.samples
+        if sample.name == "deploystream_worker_events_total"
+    )
+
+
+def sustainable_rate(
+    ctx: Context, stack: MainStack, ceiling: float, bulk: int, seconds: float
+) -> dict[str, Any]:
+    """The highest rate, from ``ceiling`` down in steps of 15 %, that a ``seconds`` run of
+    the visibility load (background and probes) sustains: the gateway takes at least 97 %
+    of it, and at the end of the run the worker has applied all but at most a second of
+    what was taken."""
+    worker_url = f"http://127.0.0.1:{stack.config.worker_ports[0]}"
+    rate = ceiling
+    steps: list[dict[str, Any]] = []
+    for _ in range(_MAX_STEPS):
+        before = applied_events(worker_url)
+        run = asyncio.run(visibility_run(ctx, stack.url, rate, bulk, seconds))
+        applied = applied_events(worker_url) - before
+        taken = run["achievedDeploymentsPerS"] * seconds + run["probes"]
+        backlog_s = max(taken - applied, 0.0) / rate
+        sustained = run["achievedDeploymentsPerS"] >= _TAKEN * rate and backlog_s <= _BACKLOG_S
+        steps.append(
+            {
+                "deploymentsPerS": round(rate, 1),
+                "achievedDeploymentsPerS": run["achievedDeploymentsPerS"],
+                "backlogS": round(backlog_s, 2),
+                "lagP99Ms": run["lagP99Ms"],
+                "sustained": sustained,
+            }
+        )
+        ctx.log(
+            "visibility",
+            f"sustainable? {rate:,.0f} dep/s: {run['achievedDeploymentsPerS']:,.0f} taken, "
+            f"backlog {backlog_s:.1f} s at the end, lag p99 {run['lagP99Ms']:.0f} ms: "
+            f"{'yes' if sustained else 'no'}",
+        )
+        if sustained:
+            break
+        # What the worker keeps up with may drain before the next step.
+        wait_committed(stack.config, ctx.plan.restore_timeout_s)
+        rate *= _STEP_DOWN
+    return {"deploymentsPerS": round(rate, 1), "steps": steps}
 
 
 def _level(ctx: Context, stack: MainStack, name: str, rate: float, bulk: int) -> dict[str, Any]:
@@ -117,7 +185,7 @@ def _level(ctx: Context, stack: MainStack, name: str, rate: float, bulk: int) ->
     runs = []
     for repeat in range(ctx.plan.visibility_repeats):
         meter = ctx.cpu(gateway=stack.gateway, worker=stack.worker)
-        run = asyncio.run(_visibility_run(ctx, stack, rate, bulk, ctx.plan.visibility_s))
+        run = asyncio.run(visibility_run(ctx, stack.url, rate, bulk, ctx.plan.visibility_s))
         run["cpuPct"] = meter.stop()
         runs.append(run)
         ctx.log(
@@ -147,17 +215,24 @@ def visibility_phase(
     apply_rate: float,
     bulk: int = 10,
 ) -> dict[str, Any]:
-    """Visibility lag at half and at 80 % of the sustainable load (what both the gateway and
-    the worker keep up with), repeated; then at half the gateway's saturation when that is
-    more than the worker applies (an overload: lag then grows with the run's length)."""
-    sustainable = min(gateway_saturation, apply_rate)
-    result: dict[str, Any] = {"sustainableDeploymentsPerS": sustainable}
+    """Visibility lag at half and at 80 % of the sustainable load (what gateway and worker
+    keep up with together, see the module's docstring), repeated; then at half the gateway's
+    saturation when that is more than the worker applies (an overload: lag then grows with
+    the run's length)."""
+    alone = min(gateway_saturation, apply_rate)
+    found = sustainable_rate(ctx, stack, alone, bulk, ctx.plan.sustain_s)
+    sustainable = found["deploymentsPerS"]
+    result: dict[str, Any] = {
+        "sustainableDeploymentsPerS": sustainable,
+        "sustainableSearch": found["steps"],
+        "aloneDeploymentsPerS": round(alone, 1),
+    }
     for name, fraction in LEVELS:
         result[name] = _level(ctx, stack, name, fraction * sustainable, bulk)
     literal = 0.5 * gateway_saturation
     if literal > apply_rate and ctx.plan.overload_s > 0:
         meter = ctx.cpu(gateway=stack.gateway, worker=stack.worker)
-        overload = asyncio.run(_visibility_run(ctx, stack, literal, bulk, ctx.plan.overload_s))
+        overload = asyncio.run(visibility_run(ctx, stack.url, literal, bulk, ctx.plan.overload_s))
         overload["cpuPct"] = meter.stop()
         ctx.log(
             "visibility",

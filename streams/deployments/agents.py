@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -334,6 +335,7 @@ class DeploymentAgent(Service):
 
     async def _run_batch(self, records: list[Any], generation: int) -> None:
         await self._learn_writers(records)
+        started = time.perf_counter()
         by_partition: dict[int, list[Any]] = defaultdict(list)
         for record in records:
             by_partition[record.tp.partition].append(record)
@@ -370,8 +372,10 @@ class DeploymentAgent(Service):
         index: list[Outgoing] = []
         for batch in batches:
             self._changelog(batch, state, index)
+        applied = time.perf_counter()
         # The table's records first: see streams.deployments.writer.
         offsets = await self.writer.deliver_in_order([state + dead, index])
+        delivered = time.perf_counter()
         if offsets is None:
             logger.warning(
                 "stopped before Kafka acknowledged a batch of %d records: left for replay",
@@ -380,6 +384,7 @@ class DeploymentAgent(Service):
             self._untrack(records)
             return
         self._commit_locally(batches, offsets, by_partition, generation)
+        self._observe(records, (started, applied, delivered, time.perf_counter()))
         self._count(outcomes, len(dead))
 
     def _superseded(self, generation: int) -> bool:
@@ -419,6 +424,20 @@ class DeploymentAgent(Service):
             )
             for record in by_partition[partition]:
                 ack(record)
+
+    def _observe(self, records: list[Any], times: tuple[float, float, float, float]) -> None:
+        metrics = self.metrics
+        started, applied, delivered, written = times
+        metrics.batch_events.observe(len(records))
+        stage = metrics.batch_seconds
+        stage.labels("apply").observe(applied - started)
+        stage.labels("deliver").observe(delivered - applied)
+        stage.labels("write").observe(written - delivered)
+        now = time.time()
+        observe = metrics.apply_lag.observe
+        for record in records:
+            if record.timestamp:
+                observe(max(now - record.timestamp, 0.0))
 
     def _count(self, outcomes: Counter[str], dead: int) -> None:
         for outcome, count in outcomes.items():

@@ -3,6 +3,7 @@ real worker process and is read back through the worker's web view."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploystream.kafka.broker import free_port
 from deploystream.kafka.provision import ProvidedBroker
@@ -157,6 +159,53 @@ def test_worker_serves_health_readiness_and_metrics(
     assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
     metrics = httpx.get(f"{base}/metrics").text
     assert "deploystream_worker_events_total" in metrics
+
+
+def _histograms(base: str) -> dict[tuple[str, str], float]:
+    """(sample name, stage label) -> value of the worker's histogram counts."""
+    found = {}
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                found[sample.name, sample.labels.get("stage", "")] = sample.value
+    return found
+
+
+async def test_worker_times_each_batch_and_each_records_apply_lag(
+    kafka: ProvidedBroker, worker: tuple[StackConfig, ServiceProcess]
+) -> None:
+    config, _ = worker
+    base = f"http://127.0.0.1:{config.worker_ports[0]}"
+    before = _histograms(base)
+    settings = GatewaySettings(kafka_bootstrap=kafka.bootstrap, deployments_topic=config.topic)
+    with SchemaRegistry(config.registry_url) as registry:
+        event = FramedCodec("DeploymentEvent", registry)
+        event.register(value_subject(config.topic))
+    codecs = EventCodecs(event)
+    producer = EventProducer(settings)
+    producer.start()
+    try:
+        events = [
+            deployment_submitted(codecs, "tenant-m", _deployment(1, f"m{n}"), {}, None)
+            for n in range(3)
+        ]
+        await producer.send(config.topic, events)
+    finally:
+        producer.close()
+    lag = "deploystream_worker_apply_lag_seconds_count", ""
+    deadline = time.monotonic() + 30
+    after = _histograms(base)
+    while after.get(lag, 0) - before.get(lag, 0) < len(events) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        after = _histograms(base)
+    assert after.get(lag, 0) - before.get(lag, 0) == len(events)
+    batches = after["deploystream_worker_batch_events_count", ""] - before.get(
+        ("deploystream_worker_batch_events_count", ""), 0
+    )
+    assert 1 <= batches <= len(events)
+    stages = "deploystream_worker_batch_seconds_count"
+    for stage in ("apply", "deliver", "write"):
+        assert after[stages, stage] - before.get((stages, stage), 0) == batches
 
 
 def test_debug_endpoints_that_expose_table_data_are_disabled(
