@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
@@ -172,7 +173,7 @@ def main(
                 results = visibility_ab_rounds(ctx, stacks, rounds, rate, seconds)
             finally:
                 env.stop_all()
-            _report_visibility(results, baseline, tree, deployments, out_dir, stamp)
+            _report_visibility(results, _Sides(baseline, tree, deployments, out_dir, stamp))
             return
         if phase in ("lookup", "queries"):
             load = lookups if phase == "lookup" else queries(query)
@@ -187,13 +188,7 @@ def main(
                 env.stop_all()
             what = "lookup" if phase == "lookup" else f"query {query}"
             _report_load(
-                what,
-                {**results, "auth": auth},
-                baseline,
-                tree,
-                deployments,
-                out_dir,
-                stamp,
+                what, {**results, "auth": auth}, _Sides(baseline, tree, deployments, out_dir, stamp)
             )
             return
         # The same events twice: framed for a tree that reads the Confluent wire format,
@@ -258,28 +253,41 @@ def main(
     )
 
 
-def _report_load(
-    what: str,
-    results: dict[str, Any],
-    baseline: str,
-    tree: Path,
-    deployments: int,
-    out_dir: Path,
-    stamp: str,
-) -> None:
+@dataclass(frozen=True)
+class _Sides:
+    """What a load or visibility report says of the run: both sides and where it goes."""
+
+    baseline: str
+    tree: Path
+    deployments: int
+    out_dir: Path
+    stamp: str
+
+
+def _write_report(what: str, results: dict[str, Any], sides: _Sides) -> tuple[dict[str, Any], Path]:
+    """The report of a load or visibility A/B, written as ``ab-<what>-<stamp>.json``."""
     report = {
         "phase": what,
-        "baseline": {"revision": baseline, "commit": _commit(tree)},
+        "baseline": {"revision": sides.baseline, "commit": _commit(sides.tree)},
         "candidate": {"commit": _commit(ROOT), "dirty": _dirty()},
-        "storedDeployments": deployments,
+        "storedDeployments": sides.deployments,
         **results,
     }
-    path = out_dir / f"ab-{what.replace(' ', '-')}-{stamp}.json"
+    path = sides.out_dir / f"ab-{what.replace(' ', '-')}-{sides.stamp}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
+    return report, path
+
+
+def _dirty_mark(report: dict[str, Any]) -> str:
+    return " (uncommitted changes)" if report["candidate"]["dirty"] else ""
+
+
+def _report_load(what: str, results: dict[str, Any], sides: _Sides) -> None:
+    report, path = _write_report(what, results, sides)
     medians = report["medians"]
     lines = [
         f"\n{what} A/B over {len(results['rounds'])} interleaved rounds "
-        f"({results['clients']} clients, {deployments:,} stored deployments):"
+        f"({results['clients']} clients, {sides.deployments:,} stored deployments):"
     ]
     for side in ("baseline", "candidate"):
         m = medians[side]
@@ -290,32 +298,17 @@ def _report_load(
     lines.append(
         f"  candidate / baseline, median of rounds: throughput "
         f"x{report['medianThroughputRatio']:.2f}, p99 x{report['medianP99Ratio']:.2f}"
-        f"{' (uncommitted changes)' if report['candidate']['dirty'] else ''}"
+        f"{_dirty_mark(report)}"
     )
     lines.append(f"  results: {path}")
     click.echo("\n".join(lines))
 
 
-def _report_visibility(
-    results: dict[str, Any],
-    baseline: str,
-    tree: Path,
-    deployments: int,
-    out_dir: Path,
-    stamp: str,
-) -> None:
-    report = {
-        "phase": "visibility",
-        "baseline": {"revision": baseline, "commit": _commit(tree)},
-        "candidate": {"commit": _commit(ROOT), "dirty": _dirty()},
-        "storedDeployments": deployments,
-        **results,
-    }
-    path = out_dir / f"ab-visibility-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+def _report_visibility(results: dict[str, Any], sides: _Sides) -> None:
+    report, path = _write_report("visibility", results, sides)
     lines = [
         f"\nvisibility lag A/B over {len(results['rounds'])} interleaved rounds "
-        f"({results['rate']:,.0f} deployments/s, {deployments:,} stored deployments):"
+        f"({results['rate']:,.0f} deployments/s, {sides.deployments:,} stored deployments):"
     ]
     for side in ("baseline", "candidate"):
         m = report["medians"][side]
@@ -325,7 +318,7 @@ def _report_visibility(
         )
     lines.append(
         f"  candidate / baseline, median of rounds: p99 x{report['medianP99Ratio']:.2f}"
-        f"{' (uncommitted changes)' if report['candidate']['dirty'] else ''}"
+        f"{_dirty_mark(report)}"
     )
     lines.append(f"  results: {path}")
     click.echo("\n".join(lines))

@@ -234,6 +234,16 @@ class DeploymentAgent(Service):
         for record in records:
             record.tracked = True
             unacked.add(record)
+        # And what its monitor hears from a Stream: when a partition's records last went
+        # in. faust's stall check reads it; without it, every partition with records still
+        # to fetch was logged as an ERROR "Stream has not started processing" five minutes
+        # after start, on a worker that was applying them all along.
+        monitor = self.app.monitor
+        if monitor is not None:
+            inbound = monitor.stream_inbound_time
+            now = time.monotonic()
+            for tp in {record.tp for record in records}:
+                inbound[tp] = now
 
     def _untrack(self, records: list[Any]) -> None:
         unacked = self.app.consumer.unacked

@@ -76,6 +76,19 @@ def worker(
     assert process.stop() == 0, "the worker should exit cleanly on SIGTERM"
 
 
+def _gateway_producer(
+    kafka: ProvidedBroker, config: StackConfig
+) -> tuple[EventCodecs, EventProducer]:
+    """The gateway's event codecs and a started producer, on the worker's input topic."""
+    settings = GatewaySettings(kafka_bootstrap=kafka.bootstrap, deployments_topic=config.topic)
+    with SchemaRegistry(config.registry_url) as registry:
+        event = FramedCodec("DeploymentEvent", registry)
+        event.register(value_subject(config.topic))
+    producer = EventProducer(settings)
+    producer.start()
+    return EventCodecs(event), producer
+
+
 def _lookup(config: StackConfig, key: bytes) -> httpx.Response:
     encoded = base64.urlsafe_b64encode(key).decode()
     return httpx.get(
@@ -101,13 +114,7 @@ async def test_produced_event_is_applied_and_readable_through_the_worker(
     kafka: ProvidedBroker, worker: tuple[StackConfig, ServiceProcess]
 ) -> None:
     config, _ = worker
-    settings = GatewaySettings(kafka_bootstrap=kafka.bootstrap, deployments_topic=config.topic)
-    with SchemaRegistry(config.registry_url) as registry:
-        event = FramedCodec("DeploymentEvent", registry)
-        event.register(value_subject(config.topic))
-    codecs = EventCodecs(event)
-    producer = EventProducer(settings)
-    producer.start()
+    codecs, producer = _gateway_producer(kafka, config)
     try:
         key = codecs.encode_key("tenant-a", "pipe", "prod", 42)
         await producer.send(
@@ -177,13 +184,7 @@ async def test_worker_times_each_batch_and_each_records_apply_lag(
     config, _ = worker
     base = f"http://127.0.0.1:{config.worker_ports[0]}"
     before = _histograms(base)
-    settings = GatewaySettings(kafka_bootstrap=kafka.bootstrap, deployments_topic=config.topic)
-    with SchemaRegistry(config.registry_url) as registry:
-        event = FramedCodec("DeploymentEvent", registry)
-        event.register(value_subject(config.topic))
-    codecs = EventCodecs(event)
-    producer = EventProducer(settings)
-    producer.start()
+    codecs, producer = _gateway_producer(kafka, config)
     try:
         events = [
             deployment_submitted(codecs, "tenant-m", _deployment(1, f"m{n}"), {}, None)
