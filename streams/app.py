@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faust
+from fastavro.schema import to_parsing_canonical_form
 
 from streams.deployments.agents import ApplyOptions, DeploymentAgent
 from streams.deployments.applier import DeploymentApplier
@@ -11,7 +12,7 @@ from streams.deployments.intake import Intake, IntakeTransport
 from streams.deployments.lookup_views import LookupServer, register_lookup_views
 from streams.deployments.progress import ReplayGuard
 from streams.deployments.query_views import register_query_views
-from streams.deployments.renderings import Renderings
+from streams.deployments.renderings import FamilyOptions, Renderer
 from streams.deployments.tables import create_index, create_table
 from streams.deployments.views import register_views
 from streams.deployments.writer import ChangelogWriter, changelog_producer_config
@@ -92,6 +93,16 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
     index = create_index(app, settings, codecs.index)
     policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
     stored = codecs.state
+    renderer = Renderer(
+        stored.decode,
+        to_parsing_canonical_form(stored.schema).encode(),
+        FamilyOptions(
+            settings.rocksdb_write_buffer_bytes,
+            settings.rocksdb_write_buffers,
+            settings.rocksdb_block_cache_bytes,
+        ),
+    )
+    metrics.watch_listings(lambda: (renderer.hits, renderer.misses))
     guard = ReplayGuard(app, settings.librdkafka_config(), settings.deployments_topic, table, index)
     agent = DeploymentAgent(
         app,
@@ -116,6 +127,7 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
             stop_grace_s=settings.stop_grace_s,
         ),
         codecs,
+        renderer,
     )
     app.service(agent)  # type: ignore[arg-type]  # faust accepts instances too
     register_views(app, table, metrics, settings.internal_secret)
@@ -128,6 +140,7 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
         metrics,
         lambda: bool(guard.rebuilding),
         {INTERNAL_SECRET_HEADER: secret.get_secret_value()} if secret else {},
+        renderer,
     )
     register_lookup_views(lookups, secret)
     register_query_views(
@@ -138,7 +151,7 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
         metrics,
         lambda: bool(guard.rebuilding),
         settings.internal_secret,
-        Renderings(stored.decode, settings.query_renderings),
+        renderer,
     )
     register_health(app, table, metrics, lambda: bool(guard.rebuilding))
     return app

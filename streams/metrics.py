@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["WorkerMetrics"]
 
@@ -94,9 +96,34 @@ class WorkerMetrics:
             registry=self.registry,
         )
 
+    def watch_listings(self, counts: Callable[[], tuple[int, int]]) -> None:
+        """Export the listings queries and lookups read, as ``counts()`` gives them at each
+        scrape: (kept, rendered). Counting on the read path would cost a labelled counter
+        per listed deployment."""
+        self.registry.register(_Listings(counts))
+
     def observe_assignment(self, actives: Iterable[int], standbys: Iterable[int]) -> None:
         """Replace the partition gauge with the current assignment."""
         self.partitions.clear()
         for role, partitions in (("active", actives), ("standby", standbys)):
             for partition in partitions:
                 self.partitions.labels(role, str(partition)).set(1)
+
+
+class _Listings(Collector):
+    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        kept, rendered = self._counts()
+        family = CounterMetricFamily(
+            "deploystream_worker_listings",
+            "Stored deployments listed by queries or looked up, by source: kept (the listing "
+            "written beside the stored value), rendered (decoded and rendered: a value "
+            "restored from the changelog or written by another version; the listing is "
+            "written back).",
+            labels=["source"],
+        )
+        family.add_metric(["kept"], kept)
+        family.add_metric(["rendered"], rendered)
+        yield family

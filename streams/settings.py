@@ -95,12 +95,6 @@ class WorkerSettings(BaseSettings):
     )
     data_dir: Path = Field(Path("var/worker"), description="RocksDB data (one folder per worker).")
     rocksdb_block_cache_bytes: int = Field(4 * MIB, description="Block cache per partition DB.")
-    query_renderings: int = Field(
-        10_000,
-        ge=0,
-        description="Listed deployments whose query rendering the worker keeps (about 2 KB "
-        "each), reused while their stored bytes are unchanged; 0 keeps none.",
-    )
     max_poll_records: int = Field(
         1000,
         ge=1,

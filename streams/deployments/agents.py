@@ -42,6 +42,7 @@ from streams.deployments.batch import STATE, PartitionBatch, RecordTooLarge
 from streams.deployments.intake import Intake, IntakeConsumer
 from streams.deployments.progress import SOURCE_OFFSET_HEADER, ReplayGuard
 from streams.deployments.rebuild import rebuild_index
+from streams.deployments.renderings import Renderer
 from streams.deployments.writer import ChangelogWriter, Headers, Outgoing, write_local
 from streams.metrics import WorkerMetrics
 from streams.registration import WorkerCodecs
@@ -81,9 +82,13 @@ class DeploymentAgent(Service):
         metrics: WorkerMetrics,
         options: ApplyOptions,
         codecs: WorkerCodecs,
+        renderer: Renderer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        #: Removes a deleted deployment's listing, and the index rebuild writes them all
+        #: (streams.deployments.renderings).
+        self.renderer = renderer
         self.app = app
         self.intake = intake
         self.state_table, self.index_table = tables
@@ -132,6 +137,7 @@ class DeploymentAgent(Service):
                 self._topics[1],
                 self.guard.marks(partition).state,
                 lambda: self.app.consumer_generation_id != generation,
+                self.renderer,
             )
             if not done:
                 return
@@ -431,6 +437,7 @@ class DeploymentAgent(Service):
                 offsets.get((state_topic, partition)),
                 offsets.get((index_topic, partition)),
                 lambda: WriteBatch(raw_mode=True),
+                self.renderer,
             )
             for record in by_partition[partition]:
                 ack(record)

@@ -229,6 +229,19 @@ class Carried(NamedTuple):
         )
         return entries
 
+    def heads(self) -> list[bytes]:
+        """What each of the deployment's issue and environment entries holds before its key
+        (terms prefix, rank): what a page of those indexes checks an entry against."""
+        tenant = self.tenant
+        heads = [
+            terms_prefix(tenant, IndexName.ISSUE, (issue,)) + self.issue_rank
+            for issue in sorted(self.issues)
+        ]
+        heads.append(
+            terms_prefix(tenant, IndexName.ENVIRONMENT, self.environment) + self.environment_rank
+        )
+        return heads
+
     def carries(self, entry: IndexEntry) -> bool:
         """Whether ``entry`` is among the deployment's entries."""
         if entry.tenant != self.tenant:

@@ -36,6 +36,7 @@ from schemas.lookups import (
     encode_keys,
     partition_of,
 )
+from streams.deployments.renderings import Listings, Renderer
 from streams.deployments.views import (
     FORWARD_TIMEOUT,
     FORWARDED_HEADER,
@@ -82,6 +83,7 @@ class LookupServer:
     metrics: WorkerMetrics
     rebuilding: Callable[[], bool]
     internal: dict[str, str]
+    renderer: Renderer | None = None
 
     @property
     def me(self) -> URL:
@@ -97,8 +99,12 @@ class LookupServer:
         topic = self.topic[0]
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
 
-    def read(self, key: bytes, partition: int, render: Callable[[dict[str, Any]], bytes]) -> Answer:
-        """``key`` from its partition's RocksDB, rendered."""
+    def read(
+        self, key: bytes, partition: int, view: str, opened: dict[int, Listings] | None = None
+    ) -> Answer:
+        """``key`` from its partition's RocksDB, rendered: a ``deployment`` from the listing
+        kept beside it (streams.deployments.renderings), when there is a renderer. ``opened``
+        keeps the partitions' listings for the keys of one request."""
         db = self.table.data._dbs.get(partition)
         if db is None:
             return Answer(Status.RETRY, b"partition not open here yet")
@@ -107,7 +113,13 @@ class LookupServer:
             self.metrics.lookups.labels("missing").inc()
             return Answer(Status.ABSENT)
         self.metrics.lookups.labels("found").inc()
-        return Answer(Status.FOUND, render(self.decode(raw)))
+        if view == "deployment" and self.renderer is not None:
+            opened = {} if opened is None else opened
+            listings = opened.get(partition)
+            if listings is None:
+                listings = opened[partition] = self.renderer.listings(db)
+            return Answer(Status.FOUND, listings.listed(key, raw).lookup)
+        return Answer(Status.FOUND, RENDERINGS[view](self.decode(raw)))
 
     async def forward(self, owner: URL, keys: list[bytes], view: str) -> list[Answer]:
         """Ask ``owner`` for ``keys``, once; "retry" for every key when it does not answer."""
@@ -130,17 +142,17 @@ class LookupServer:
     async def answer(self, keys: list[bytes], view: str, forwarded: bool) -> list[Answer]:
         """One answer per key: read here, forwarded to its owner (unless this request was
         forwarded already), or "retry"."""
-        render = RENDERINGS[view]
         if not self.ready():
             self.metrics.lookups.labels("unavailable").inc(len(keys))
             return [Answer(Status.RETRY, b"rebalance or recovery under way")] * len(keys)
         mine, me, partitions = self.owned(), _ident(self.me), self.topic[1]
         answers: list[Answer] = [_NOBODY] * len(keys)
         elsewhere: dict[URL, list[int]] = {}
+        opened: dict[int, Listings] = {}
         for index, key in enumerate(keys):
             partition = partition_of(key, partitions)
             if partition in mine:
-                answers[index] = self.read(key, partition, render)
+                answers[index] = self.read(key, partition, view, opened)
                 continue
             try:
                 owner: URL | None = URL(str(self.app.router.key_store(self.table.name, key)))

@@ -37,7 +37,7 @@ from streams.deployments.index import (
     split_string,
     terms_prefix,
 )
-from streams.deployments.renderings import Renderings
+from streams.deployments.renderings import Listings
 from streams.deployments.writer import OFFSET_KEY
 
 __all__ = [
@@ -52,6 +52,10 @@ __all__ = [
 ]
 
 
+#: What a page of an index lists: tenant, index, terms.
+_Terms = tuple[str, IndexName, tuple[str, ...]]
+
+
 class Database(Protocol):
     """What a query needs of a partition's RocksDB database (a ``rocksdict.Rdict``)."""
 
@@ -63,36 +67,43 @@ class Database(Protocol):
 @dataclass(frozen=True)
 class PartitionData:
     """The state and index databases of one partition, how to decode a stored value, and
-    (in the worker) the cache of listed deployments' renderings."""
+    (in the worker) the listings kept beside the stored values."""
 
     state: Database
     index: Database
     decode: Callable[[bytes], dict[str, Any]]
-    renderings: Renderings | None = None
+    listings: Listings | None = None
     memo: PipelineMemo | None = None
 
-    def stored(self, key: bytes) -> dict[str, Any] | None:
-        """The stored deployment of ``key``."""
+    def current(self, key: bytes, sort: bytes) -> Item | None:
+        """The result for the deployment stored under ``key``, if there is one."""
         raw = self.state.get(key)
-        return None if raw is None else self.decode(raw)
-
-    def item(self, entry: IndexEntry, sort: bytes) -> Item | None:
-        """The result an index entry lists, if its deployment still carries the entry:
-        rendered (from the cache when the stored bytes are the ones it was made from), or
-        decoded when there is no cache."""
-        raw = self.state.get(entry.deployment)
         if raw is None:
             return None
-        if self.renderings is None:
+        if self.listings is None:
+            return Item(sort, self.decode(raw))
+        return Item(sort, None, self.listings.listed(key, raw).json)
+
+    def item(self, terms: _Terms, entry: bytes, start: int, sort: bytes) -> Item | None:
+        """The result an index entry of ``terms`` lists (its rank at ``start``), if its
+        deployment still carries the entry: its kept listing when the stored bytes are the
+        ones it was made from, else decoded."""
+        deployment = deployment_at(entry, start)
+        raw = self.state.get(deployment)
+        if raw is None:
+            return None
+        if self.listings is None:
+            tenant, name, values = terms
             stored = self.decode(raw)
-            return Item(sort, stored) if carries(entry, stored) else None
-        listed = self.renderings.listed(entry.deployment, raw)
-        return Item(sort, None, listed.json) if listed.carried.carries(entry) else None
+            decoded = IndexEntry(tenant, name, values, entry[start : start + 8], deployment)
+            return Item(sort, stored) if carries(decoded, stored) else None
+        listed = self.listings.listed(deployment, raw)
+        return Item(sort, None, listed.json) if listed.lists(entry[: start + 8]) else None
 
 
 class Item(NamedTuple):
     """One result: its sort key (merge order and cursor) and its value, or its rendering
-    (the JSON of the value as listed) when it came from the renderings cache."""
+    (the JSON of the value as listed) when it came from the kept listings."""
 
     sort: bytes
     value: dict[str, Any] | None
@@ -136,7 +147,7 @@ def _candidates(
 
 def _listed(
     partitions: Iterable[PartitionData],
-    terms: tuple[str, IndexName, tuple[str, ...]],
+    terms: _Terms,
     after: bytes | None,
     limit: int,
 ) -> list[Item]:
@@ -151,10 +162,7 @@ def _listed(
     items: list[Item] = []
     for sort, entry, data in merged:
         # Every entry here has the query's terms: only its rank and deployment are read.
-        decoded = IndexEntry(
-            tenant, name, values, entry[start : start + 8], deployment_at(entry, start)
-        )
-        item = data.item(decoded, sort)
+        item = data.item(terms, entry, start, sort)
         if item is None:
             continue
         items.append(item)
@@ -260,9 +268,9 @@ def environments_latest(
     items = []
     for environment in sorted(best)[:limit]:
         entry, data = best[environment]
-        stored = data.stored(decode_entry_key(entry).deployment)
-        if stored is not None:
-            items.append(Item(environment, stored))
+        item = data.current(decode_entry_key(entry).deployment, environment)
+        if item is not None:
+            items.append(item)
     return items
 
 

@@ -31,7 +31,7 @@ from streams.deployments.queries import (
     issue_deployments,
     pipelines,
 )
-from streams.deployments.renderings import Renderings
+from streams.deployments.renderings import Renderer
 from streams.deployments.views import render_listed
 from streams.internal_auth import is_authorized
 from streams.metrics import WorkerMetrics
@@ -101,8 +101,8 @@ def _run(request: Request, partitions: list[PartitionData]) -> list[Item]:
 
 
 def _page(partitions: list[int], items: list[Item]) -> bytes:
-    """The page in the internal format (:func:`schemas.lookups.encode_page`), cached
-    renderings as they are."""
+    """The page in the internal format (:func:`schemas.lookups.encode_page`), kept
+    listings as they are."""
     rows = []
     for item in items:
         if item.rendered is not None:
@@ -122,7 +122,7 @@ def register_query_views(
     metrics: WorkerMetrics,
     rebuilding: Callable[[], bool],
     secret: SecretStr | None,
-    renderings: Renderings | None = None,
+    renderer: Renderer | None = None,
 ) -> None:
     """Mount the query view on the worker's web server."""
     state_table, index_table = tables
@@ -136,7 +136,14 @@ def register_query_views(
             if tp.topic == input_topic and tp.partition in state_dbs and tp.partition in index_dbs
         )
         return numbers, [
-            PartitionData(state_dbs[p], index_dbs[p], decode, renderings, memo) for p in numbers
+            PartitionData(
+                state_dbs[p],
+                index_dbs[p],
+                decode,
+                None if renderer is None else renderer.listings(state_dbs[p]),
+                memo,
+            )
+            for p in numbers
         ]
 
     class Query(View):

@@ -19,6 +19,7 @@ from rocksdict import WriteBatch
 from streams.deployments.batch import INDEX, PartitionBatch
 from streams.deployments.index import entries_of
 from streams.deployments.progress import SOURCE_OFFSET_HEADER
+from streams.deployments.renderings import Renderer
 from streams.deployments.writer import OFFSET_KEY, ChangelogWriter, Outgoing, write_local
 
 __all__ = ["rebuild_index"]
@@ -36,10 +37,12 @@ async def rebuild_index(
     index_topic: str,
     mark: int,
     superseded: Callable[[], bool],
+    renderer: Renderer | None = None,
 ) -> bool:
-    """Write the index entries of every deployment of the partition's table; False when
-    the worker stopped or the partition went to another generation first (its index is
-    then rebuilt by its next owner)."""
+    """Write the index entries of every deployment of the partition's table (and, with a
+    ``renderer``, its listing: the table was restored without them); False when the worker
+    stopped or the partition went to another generation first (its index is then rebuilt
+    by its next owner)."""
     state_db, index_db = dbs
     decode, entry_value = codec
     header: list[tuple[str, str | bytes | None]] = [(SOURCE_OFFSET_HEADER, str(mark).encode())]
@@ -50,13 +53,17 @@ async def rebuild_index(
         batch = PartitionBatch(partition, state_db, index_db, _unused, decode, 0, entry_value)
         batch.begin(mark)
         taken = 0
+        listings: list[tuple[bytes, bytes, dict[str, Any]]] = []
         while iterator.valid() and taken < CHUNK:
             key, raw = iterator.key(), iterator.value()
             iterator.next()
             if key == OFFSET_KEY or raw is None:
                 continue
-            for entry in sorted(entries_of(key, decode(raw))):
+            stored = decode(raw)
+            for entry in sorted(entries_of(key, stored)):
                 batch.index_put(entry)
+            if renderer is not None:
+                listings.append((key, raw, stored))
             taken += 1
         if superseded():
             return False
@@ -77,6 +84,8 @@ async def rebuild_index(
                 offsets[(index_topic, partition)],
                 lambda: WriteBatch(raw_mode=True),
             )
+        if renderer is not None:
+            renderer.keep(state_db, listings)
         count += taken
         if not iterator.valid():
             break

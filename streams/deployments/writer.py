@@ -37,6 +37,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.deployments.batch import PartitionBatch
+from streams.deployments.renderings import Renderer
 from streams.errors import StreamsError
 
 __all__ = ["ChangelogWriter", "Headers", "Outgoing", "changelog_producer_config", "write_local"]
@@ -230,23 +231,35 @@ def write_local(
     state_offset: int | None,
     index_offset: int | None,
     write_batch: Callable[[], Any],
+    renderer: Renderer | None = None,
 ) -> None:
     """Write a delivered batch of one partition into its RocksDB databases: the final value
-    of each key and the changelog offset of its last record, in one write per database."""
-    for db, items, offset in (
-        (state_db, batch.final_state(), state_offset),
-        (index_db, batch.final_index(), index_offset),
-    ):
-        if offset is None:
-            continue
+    of each key and the changelog offset of its last record, in one write per database.
+    With a ``renderer``, a deleted deployment's listing goes in the same write; a changed
+    one's is left, to be rendered again when it is next read (its digest no longer matches)."""
+    if state_offset is not None:
         writes = write_batch()
-        for key, value in items:
-            if value is None:
+        listings = None
+        for key, encoded in batch.final_state():
+            if encoded is not None:
+                writes.put(key, encoded)
+                continue
+            writes.delete(key)
+            if renderer is not None:
+                if listings is None:
+                    listings = renderer.handle(state_db)
+                writes.delete(key, listings)
+        writes.put(OFFSET_KEY, str(state_offset).encode())
+        state_db.write(writes)
+    if index_offset is not None:
+        writes = write_batch()
+        for key, entry in batch.final_index():
+            if entry is None:
                 writes.delete(key)
             else:
-                writes.put(key, value)
-        writes.put(OFFSET_KEY, str(offset).encode())
-        db.write(writes)
+                writes.put(key, entry)
+        writes.put(OFFSET_KEY, str(index_offset).encode())
+        index_db.write(writes)
 
 
 def group_offsets(

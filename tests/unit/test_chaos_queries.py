@@ -32,7 +32,7 @@ from streams.deployments.queries import (
     pipelines,
 )
 from streams.deployments.views import render_listed
-from tests.unit.test_queries import PARTITIONS, Store, submit
+from tests.unit.test_queries import CODEC, PARTITIONS, Store, submit
 
 TENANT = "a"
 
@@ -116,8 +116,9 @@ def test_expected_orders_are_the_orders_of_the_workers_indexes(store: Store) -> 
             issues=["OPS-7"],
             minute=5 if number != 1 else 9,
         )
-        stored = store.data()[zlib.crc32(raw) % PARTITIONS].stored(raw)
-        assert stored is not None
+        held = store.dbs[zlib.crc32(raw) % PARTITIONS][0].get(raw)
+        assert held is not None
+        stored = CODEC.decode(held)
         shown = render_listed(stored)
         del shown["pipelineId"], shown["environmentId"]
         bodies[Key(lane, number, environment)] = shown

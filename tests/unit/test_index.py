@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from schemas import AvroCodec
 from streams.deployments.index import (
     IndexName,
+    carried_by,
     carries,
     decode_entry_key,
     descending,
@@ -26,6 +27,13 @@ INT64 = st.integers(-(2**63), 2**63 - 1)
 TEXT = st.text(max_size=40)
 TERMS = st.lists(TEXT, max_size=3)
 NAMES = st.sampled_from(list(IndexName))
+#: What decides a stored deployment's entries: issues, properties, lastUpdated, number.
+FACTS = (
+    st.lists(st.from_regex(r"[A-Z]{1,4}-[0-9]{1,3}", fullmatch=True), max_size=4),
+    st.dictionaries(TEXT, TEXT, max_size=3),
+    st.sampled_from(["2026-01-01T00:00:00Z", "2026-06-01T12:30:00.5+02:00"]),
+    st.integers(0, 2**40),
+)
 
 
 def fastavro_bytes(
@@ -103,12 +111,7 @@ def stored_with(
     }
 
 
-@given(
-    st.lists(st.from_regex(r"[A-Z]{1,4}-[0-9]{1,3}", fullmatch=True), max_size=4),
-    st.dictionaries(TEXT, TEXT, max_size=3),
-    st.sampled_from(["2026-01-01T00:00:00Z", "2026-06-01T12:30:00.5+02:00"]),
-    st.integers(0, 2**40),
-)
+@given(*FACTS)
 def test_carries_agrees_with_entries_of(
     issues: list[str], properties: dict[str, str], updated: str, number: int
 ) -> None:
@@ -124,3 +127,19 @@ def test_carries_agrees_with_entries_of(
         assert not carries(decode_entry_key(entry), changed)
     other_tenant = {**stored, "key": {**stored["key"], "tenant": "u"}}
     assert not any(carries(decode_entry_key(entry), other_tenant) for entry in entries)
+
+
+@given(*FACTS)
+def test_heads_are_the_listed_entries_up_to_their_rank(
+    issues: list[str], properties: dict[str, str], updated: str, number: int
+) -> None:
+    # Kept listings check a page's entry against these heads instead of carries().
+    key = b"deployment-key"
+    stored = stored_with(issues, properties, updated, number)
+    listed = {IndexName.ISSUE, IndexName.ENVIRONMENT}
+    expected = set()
+    for entry in entries_of(key, stored):
+        decoded = decode_entry_key(entry)
+        if decoded.name in listed:
+            expected.add(terms_prefix(decoded.tenant, decoded.name, decoded.terms) + decoded.rank)
+    assert set(carried_by(stored).heads()) == expected

@@ -27,6 +27,7 @@ from streams.deployments.queries import (
     issue_deployments,
     pipelines,
 )
+from streams.deployments.renderings import Renderer
 from streams.deployments.writer import write_local
 from streams.metrics import WorkerMetrics
 from tests.e2e.test_deployments_api import deployment
@@ -40,7 +41,8 @@ PARTITIONS = 3
 class Store:
     """Partitions of state and index databases, written as the worker writes them."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, renderer: Renderer | None = None) -> None:
+        self.renderer = renderer
         self.dbs = [
             (
                 Rdict(str(root / f"state-{p}"), Options(raw_mode=True)),
@@ -58,11 +60,27 @@ class Store:
         APPLIER.apply(batch, key, event)
         self.offset += 1
         write_local(
-            batch, state, index, self.offset, self.offset, lambda: WriteBatch(raw_mode=True)
+            batch,
+            state,
+            index,
+            self.offset,
+            self.offset,
+            lambda: WriteBatch(raw_mode=True),
+            self.renderer,
         )
 
     def data(self) -> list[PartitionData]:
-        return [PartitionData(state, index, CODEC.decode) for state, index in self.dbs]
+        """The partitions as queries read them: with the kept listings when the store
+        writes them."""
+        return [
+            PartitionData(
+                state,
+                index,
+                CODEC.decode,
+                None if self.renderer is None else self.renderer.listings(state),
+            )
+            for state, index in self.dbs
+        ]
 
     def close(self) -> None:
         for state, index in self.dbs:

@@ -1,4 +1,5 @@
-"""Cached renderings of listed deployments: the same answers as decoding, never stale."""
+"""Listings kept beside the stored deployments: the same answers as decoding, rendered once
+per stored version, and never served for bytes they were not made from."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client import generate_latest
+from rocksdict import Rdict
 
 from gateway.events import deployment_deleted
 from streams.deployments.queries import (
@@ -14,23 +17,31 @@ from streams.deployments.queries import (
     PartitionData,
     PipelineMemo,
     environment_history,
+    environments_latest,
     issue_deployments,
     pipelines,
 )
-from streams.deployments.renderings import Renderings
-from streams.deployments.views import render_listed
+from streams.deployments.renderings import FAMILY, FamilyOptions, Renderer
+from streams.deployments.views import render_listed, without_nulls
+from streams.metrics import WorkerMetrics
 from tests.unit.test_queries import CODEC, CODECS, Store, submit
+
+SIZES = FamilyOptions(1 << 20, 2, 1 << 20)
+
+
+def renderer(schema: bytes = b"reader schema") -> Renderer:
+    return Renderer(CODEC.decode, schema, SIZES)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path)
+    opened = Store(tmp_path, renderer())
     yield opened
     opened.close()
 
 
-def cached(store: Store, renderings: Renderings) -> list[PartitionData]:
-    return [PartitionData(s, i, CODEC.decode, renderings) for s, i in store.dbs]
+def decoded(store: Store) -> list[PartitionData]:
+    return [PartitionData(s, i, CODEC.decode) for s, i in store.dbs]
 
 
 def as_json(items: list[Item]) -> list[bytes]:
@@ -40,40 +51,92 @@ def as_json(items: list[Item]) -> list[bytes]:
     ]
 
 
-def test_cached_pages_are_the_decoded_pages(store: Store) -> None:
+def kept(db: Rdict) -> dict[bytes, bytes]:
+    family = db.get_column_family(FAMILY)
+    iterator = family.iter()
+    iterator.seek_to_first()
+    found = {}
+    while iterator.valid():
+        found[iterator.key()] = iterator.value()
+        iterator.next()
+    return found
+
+
+def test_pages_from_kept_listings_are_the_decoded_pages(store: Store) -> None:
     for number in range(1, 30):
         submit(store, number, issues=["OPS-1", f"OPS-{number % 3 + 2}"], minute=number)
-    renderings = Renderings(CODEC.decode, 100)
-    for _ in range(2):  # cold, then warm
-        for read in (
-            lambda data: issue_deployments(data, "a", "OPS-1", None, 10),
-            lambda data: issue_deployments(data, "a", "OPS-3", None, 50),
-            lambda data: environment_history(data, "a", "p", "e", None, 7),
-        ):
-            assert as_json(read(cached(store, renderings))) == as_json(read(store.data()))
-    assert renderings.hits > 0
+    assert store.renderer is not None
+    reads = (
+        lambda data: issue_deployments(data, "a", "OPS-1", None, 10),
+        lambda data: issue_deployments(data, "a", "OPS-3", None, 50),
+        lambda data: environment_history(data, "a", "p", "e", None, 7),
+        lambda data: environments_latest(data, "a", "p", None, 5),
+    )
+    for read in reads:
+        assert as_json(read(store.data())) == as_json(read(decoded(store)))
+    rendered = store.renderer.misses
+    assert rendered > 0
+    for read in reads:  # again: every listing is kept now
+        assert as_json(read(store.data())) == as_json(read(decoded(store)))
+    assert store.renderer.misses == rendered
+    assert store.renderer.hits > 0
 
 
-def test_an_update_is_never_served_from_the_cache(store: Store) -> None:
-    renderings = Renderings(CODEC.decode, 100)
-    submit(store, 1, issues=["OPS-1"], usn=1, minute=1)
-    assert len(issue_deployments(cached(store, renderings), "a", "OPS-1", None, 10)) == 1
-    # The deployment moves to another issue: the old rendering (and its entries) is stale.
+def test_a_listing_is_the_lookup_rendering_with_its_pipeline_and_environment(
+    store: Store,
+) -> None:
+    key = submit(store, 7, pipeline="web", environment="prod", issues=["OPS-9"])
+    assert store.renderer is not None
+    [data] = [d for d in store.data() if d.state.get(key) is not None]
+    raw = data.state.get(key)
+    assert raw is not None and data.listings is not None
+    listed = data.listings.listed(key, raw)
+    stored = CODEC.decode(raw)
+    assert listed.json == orjson.dumps(render_listed(stored))
+    assert listed.lookup == orjson.dumps(without_nulls(stored["deployment"]))
+    assert data.listings.listed(key, raw) == listed  # kept this time
+
+
+def test_an_update_moves_the_listing_and_a_delete_removes_it(store: Store) -> None:
+    key = submit(store, 1, issues=["OPS-1"], usn=1, minute=1)
+    assert len(issue_deployments(store.data(), "a", "OPS-1", None, 10)) == 1
     submit(store, 1, issues=["OPS-2"], usn=2, minute=2)
-    assert issue_deployments(cached(store, renderings), "a", "OPS-1", None, 10) == []
-    moved = issue_deployments(cached(store, renderings), "a", "OPS-2", None, 10)
-    assert [orjson.loads(i.rendered)["issueKeys"] for i in moved] == [["OPS-2"]]
+    assert issue_deployments(store.data(), "a", "OPS-1", None, 10) == []
+    moved = issue_deployments(store.data(), "a", "OPS-2", None, 10)
+    assert [orjson.loads(i.rendered or b"")["issueKeys"] for i in moved] == [["OPS-2"]]
+    assert any(key in kept(state) for state, _ in store.dbs)
+    store.apply(key, CODECS.event.decode(deployment_deleted(CODECS, "a", "p", "e", 1, None).value))
+    assert issue_deployments(store.data(), "a", "OPS-2", None, 10) == []
+    assert not any(key in kept(state) for state, _ in store.dbs)
 
 
-def test_at_most_capacity_renderings_are_kept(store: Store) -> None:
-    for number in range(1, 21):
+def test_a_changed_deployment_is_rendered_again_once(store: Store) -> None:
+    assert store.renderer is not None
+    key = submit(store, 1, issues=["OPS-1"], usn=1, minute=1)
+    issue_deployments(store.data(), "a", "OPS-1", None, 10)
+    assert store.renderer.misses == 1
+    # The write leaves the kept listing as it was (like a value restored by faust): its
+    # digest no longer matches the stored bytes.
+    submit(store, 1, issues=["OPS-1"], usn=2, minute=2)
+    assert any(key in kept(state) for state, _ in store.dbs)
+    [item] = issue_deployments(store.data(), "a", "OPS-1", None, 10)
+    assert item.rendered is not None
+    assert orjson.loads(item.rendered)["updateSequenceNumber"] == 2
+    assert store.renderer.misses == 2
+    issue_deployments(store.data(), "a", "OPS-1", None, 10)
+    assert store.renderer.misses == 2
+
+
+def test_listings_of_another_reader_schema_are_not_used(store: Store) -> None:
+    for number in range(1, 6):
         submit(store, number)
-    renderings = Renderings(CODEC.decode, 5)
-    assert len(environment_history(cached(store, renderings), "a", "p", "e", None, 20)) == 20
-    assert len(renderings) == 5
-    none_kept = Renderings(CODEC.decode, 0)
-    assert len(environment_history(cached(store, none_kept), "a", "p", "e", None, 20)) == 20
-    assert len(none_kept) == 0
+    other = renderer(b"another reader schema")
+    data = [PartitionData(s, i, CODEC.decode, other.listings(s)) for s, i in store.dbs]
+    assert as_json(environment_history(data, "a", "p", "e", None, 10)) == as_json(
+        environment_history(decoded(store), "a", "p", "e", None, 10)
+    )
+    assert other.hits == 0
+    assert other.misses == 5
 
 
 def test_the_pipelines_memo_follows_every_change_of_a_partition(store: Store) -> None:
@@ -105,3 +168,16 @@ def test_the_pipelines_memo_follows_every_change_of_a_partition(store: Store) ->
     assert [i.value for i in pipelines(data, "a", first[0].sort, 5)] == [
         {"pipelineId": "web", "environments": ["qa"]}
     ]
+
+
+def test_the_worker_exports_how_many_listings_were_kept_or_rendered(store: Store) -> None:
+    metrics = WorkerMetrics()
+    listing = store.renderer
+    assert listing is not None
+    metrics.watch_listings(lambda: (listing.hits, listing.misses))
+    submit(store, 1)
+    for _ in range(3):
+        environment_history(store.data(), "a", "p", "e", None, 10)
+    exported = generate_latest(metrics.registry).decode()
+    assert 'deploystream_worker_listings_total{source="kept"} 2.0' in exported
+    assert 'deploystream_worker_listings_total{source="rendered"} 1.0' in exported
