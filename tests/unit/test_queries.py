@@ -27,7 +27,7 @@ from streams.deployments.queries import (
     issue_deployments,
     pipelines,
 )
-from streams.deployments.renderings import Renderer
+from streams.deployments.renderings import FamilyOptions, Renderer
 from streams.deployments.writer import write_local
 from streams.metrics import WorkerMetrics
 from tests.e2e.test_deployments_api import deployment
@@ -36,6 +36,8 @@ CODEC = AvroCodec("StoredDeployment")
 CODECS = EventCodecs(AvroCodec("DeploymentEvent"))
 APPLIER = DeploymentApplier(GatingPolicy(frozenset(), "https://j"), WorkerMetrics())
 PARTITIONS = 3
+#: 2026-01-01T00:00:00Z, the hour of every submission's lastUpdated here.
+EPOCH_2026_MS = 1_767_225_600_000
 
 
 class Store:
@@ -123,7 +125,12 @@ def submit(
 
 
 def numbers(items: list[Item]) -> list[int]:
-    return [item.value["key"]["deploymentSequenceNumber"] for item in items]
+    return [
+        orjson.loads(item.rendered)["deploymentSequenceNumber"]
+        if item.rendered is not None
+        else item.value["key"]["deploymentSequenceNumber"]
+        for item in items
+    ]
 
 
 def pages(read: Any, limit: int) -> list[list[int]]:
@@ -203,3 +210,33 @@ def test_an_entry_its_deployment_no_longer_carries_is_passed_over(store: Store) 
     for _, index in store.dbs:
         index[stale] = b""  # a removal a crash lost
     assert issue_deployments(store.data(), "a", "ABC-9", None, 10) == []
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["decoded", "kept listings"])
+@pytest.mark.parametrize("limit", [1, 4, 7, 50])
+def test_pages_among_stale_entries_are_full_in_order_and_without_gaps(
+    tmp_path: Path, kept: bool, limit: int
+) -> None:
+    sizes = FamilyOptions(1 << 20, 2, 1 << 20)
+    store = Store(tmp_path, Renderer(CODEC.decode, b"schema", sizes) if kept else None)
+    try:
+        for number in range(1, 13):
+            submit(store, number, issues=["ABC-1"], minute=number)
+        elsewhere = [submit(store, 100 + n, issues=["ABC-2"], minute=n) for n in range(1, 13)]
+        # Removals a crash lost, ranked between the current entries (30 s later than each),
+        # in every partition: their deployments are stored elsewhere or no longer name ABC-1.
+        for minute, key in enumerate(elsewhere, start=1):
+            rank = descending(minute * 60_000 + 30_000 + EPOCH_2026_MS)
+            for _, index in store.dbs:
+                index[entry_key("a", IndexName.ISSUE, ("ABC-1",), rank, key)] = b""
+
+        def read(after: bytes | None, size: int) -> list[Item]:
+            page = issue_deployments(store.data(), "a", "ABC-1", after, size)
+            assert len(page) <= size
+            return page
+
+        found = pages(read, limit)
+        assert [len(page) for page in found[:-1]] == [limit] * (len(found) - 1)
+        assert [n for page in found for n in page] == list(range(12, 0, -1))
+    finally:
+        store.close()

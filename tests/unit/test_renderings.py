@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from rocksdict import Rdict
 
 from gateway.events import deployment_deleted
+from streams.deployments.index import IndexName, carried_by, terms_prefix
 from streams.deployments.queries import (
     Item,
     PartitionData,
@@ -181,3 +182,33 @@ def test_the_worker_exports_how_many_listings_were_kept_or_rendered(store: Store
     exported = generate_latest(metrics.registry).decode()
     assert 'deploystream_worker_listings_total{source="kept"} 2.0' in exported
     assert 'deploystream_worker_listings_total{source="rendered"} 1.0' in exported
+
+
+def test_a_listing_lists_exactly_its_entry_heads(store: Store) -> None:
+    key = submit(store, 3, issues=["OPS-1", "OPS-12"], minute=4)
+    [data] = [d for d in store.data() if d.state.get(key) is not None]
+    raw = data.state.get(key)
+    assert raw is not None and data.listings is not None
+    listed = data.listings.listed(key, raw)
+    heads = carried_by(CODEC.decode(raw)).heads()
+    assert len(heads) == 3
+    for head in heads:
+        assert listed.lists(head)
+        assert not listed.lists(head[:-1])  # a prefix of a head is not one
+        assert not listed.lists(head + b"\x00")
+    other = terms_prefix("a", IndexName.ISSUE, ("OPS-2",)) + heads[0][-8:]
+    assert not listed.lists(other)
+
+
+def test_listings_read_together_are_the_listings_read_one_by_one(store: Store) -> None:
+    keys = [submit(store, number, minute=number) for number in range(1, 9)]
+    absent = b"not stored"
+    for data in store.data():
+        assert data.listings is not None
+        mine = [k for k in keys if data.state.get(k) is not None] + [absent]
+        raws = [data.state.get(k) for k in mine]
+        together = data.listings.listed_all(mine, raws)
+        assert together[-1] is None
+        assert together[:-1] == [
+            data.listings.listed(k, raw) for k, raw in zip(mine[:-1], raws[:-1], strict=True)
+        ]
