@@ -2,9 +2,8 @@
 
 Every query reads a page: each partition seeks to the entries of the query's terms (after
 the cursor, when there is one); the partitions' entries are merged by their sort keys as
-they are read, and a deployment is read only when its entry comes up in the merged order
-(as many entries at a time as the page still lacks, each partition's share in one
-multi-get), so a page of ``limit`` reads about ``limit`` deployments whatever the number
+they are read, and a deployment is read and decoded only when its entry comes up in the
+merged order, so a page of ``limit`` decodes about ``limit`` deployments whatever the number
 of partitions. Across workers the gateway merges the pages the same way (:func:`merge`).
 
 An entry whose deployment no longer carries it (a crash can leave one behind: its removal
@@ -22,9 +21,8 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -61,8 +59,7 @@ _Terms = tuple[str, IndexName, tuple[str, ...]]
 class Database(Protocol):
     """What a query needs of a partition's RocksDB database (a ``rocksdict.Rdict``)."""
 
-    # One key, or a list of keys (a multi-get: a list of values, None where missing).
-    def get(self, key: Any) -> Any: ...
+    def get(self, key: bytes) -> bytes | None: ...
 
     def iter(self) -> Any: ...
 
@@ -87,31 +84,21 @@ class PartitionData:
             return Item(sort, self.decode(raw))
         return Item(sort, None, self.listings.listed(key, raw).json)
 
-    def items(
-        self, terms: _Terms, found: Sequence[tuple[bytes, bytes]], start: int
-    ) -> list[Item | None]:
-        """The results the index entries ``found`` (sort key, entry) of ``terms`` list
-        (their ranks at ``start``), each None unless its deployment still carries the
-        entry: their values and kept listings read in one multi-get each, a listing used
-        when the stored bytes are the ones it was made from, else decoded."""
-        deployments = [deployment_at(entry, start) for _, entry in found]
-        raws: list[bytes | None] = self.state.get(deployments)
+    def item(self, terms: _Terms, entry: bytes, start: int, sort: bytes) -> Item | None:
+        """The result an index entry of ``terms`` lists (its rank at ``start``), if its
+        deployment still carries the entry: its kept listing when the stored bytes are the
+        ones it was made from, else decoded."""
+        deployment = deployment_at(entry, start)
+        raw = self.state.get(deployment)
+        if raw is None:
+            return None
         if self.listings is None:
             tenant, name, values = terms
-            items: list[Item | None] = []
-            for (sort, entry), deployment, raw in zip(found, deployments, raws, strict=True):
-                stored = None if raw is None else self.decode(raw)
-                entry_at = IndexEntry(tenant, name, values, entry[start : start + 8], deployment)
-                carried = stored is not None and carries(entry_at, stored)
-                items.append(Item(sort, stored) if carried else None)
-            return items
-        listed = self.listings.listed_all(deployments, raws)
-        return [
-            Item(sort, None, kept.json)
-            if kept is not None and kept.lists(entry[: start + 8])
-            else None
-            for (sort, entry), kept in zip(found, listed, strict=True)
-        ]
+            stored = self.decode(raw)
+            decoded = IndexEntry(tenant, name, values, entry[start : start + 8], deployment)
+            return Item(sort, stored) if carries(decoded, stored) else None
+        listed = self.listings.listed(deployment, raw)
+        return Item(sort, None, listed.json) if listed.lists(entry[: start + 8]) else None
 
 
 class Item(NamedTuple):
@@ -165,11 +152,7 @@ def _listed(
     limit: int,
 ) -> list[Item]:
     """The first ``limit`` deployments listed under (tenant, index, terms), all partitions
-    merged.
-
-    Entries are taken from the merge as many at a time as the page still lacks, and each
-    partition's share read at once: a page of ``limit`` reads ``limit`` entries, plus one
-    more round for each round that found stale ones."""
+    merged."""
     tenant, name, values = terms
     prefix = terms_prefix(tenant, name, values)
     start = len(prefix)
@@ -177,19 +160,14 @@ def _listed(
         *(_candidates(data, prefix, after) for data in partitions), key=lambda c: c[0]
     )
     items: list[Item] = []
-    while len(items) < limit:
-        taken = list(itertools.islice(merged, limit - len(items)))
-        if not taken:
+    for sort, entry, data in merged:
+        # Every entry here has the query's terms: only its rank and deployment are read.
+        item = data.item(terms, entry, start, sort)
+        if item is None:
+            continue
+        items.append(item)
+        if len(items) == limit:
             break
-        shares: dict[int, tuple[PartitionData, list[int]]] = {}
-        for at, (_, _, data) in enumerate(taken):
-            shares.setdefault(id(data), (data, []))[1].append(at)
-        found: list[Item | None] = [None] * len(taken)
-        for data, positions in shares.values():
-            share = [(taken[at][0], taken[at][1]) for at in positions]
-            for at, item in zip(positions, data.items(terms, share, start), strict=True):
-                found[at] = item
-        items.extend(item for item in found if item is not None)
     return items
 
 

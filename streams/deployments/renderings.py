@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -159,27 +159,7 @@ class Renderer:
 
     def listed(self, family: Any, key: bytes, raw: bytes) -> Listed:
         """The listing of ``key`` stored as ``raw``: kept, or made now and kept."""
-        return self._current(family, key, raw, family.get(key))
-
-    def listed_all(
-        self, family: Any, keys: Sequence[bytes], raws: Sequence[bytes | None]
-    ) -> list[Listed | None]:
-        """:meth:`listed` of each of ``keys`` stored as ``raws`` (None: not stored), read
-        in one multi-get."""
-        stored = [at for at, raw in enumerate(raws) if raw is not None]
-        listed: list[Listed | None] = [None] * len(keys)
-        if not stored:
-            return listed
-        kept = family.get([keys[at] for at in stored])
-        for at, held in zip(stored, kept, strict=True):
-            raw = raws[at]
-            assert raw is not None
-            listed[at] = self._current(family, keys[at], raw, held)
-        return listed
-
-    def _current(self, family: Any, key: bytes, raw: bytes, kept: bytes | None) -> Listed:
-        """The listing ``kept`` for ``key`` if it was made from ``raw``, else one made now
-        (and kept)."""
+        kept = family.get(key)
         if kept is not None and len(kept) >= _HEAD.size:
             digest, heads, cut = _HEAD.unpack_from(kept)
             if digest == self.digest(raw):
@@ -201,9 +181,3 @@ class Listings(NamedTuple):
     def listed(self, key: bytes, raw: bytes) -> Listed:
         """:meth:`Renderer.listed` in this partition."""
         return self.renderer.listed(self.family, key, raw)
-
-    def listed_all(
-        self, keys: Sequence[bytes], raws: Sequence[bytes | None]
-    ) -> list[Listed | None]:
-        """:meth:`Renderer.listed_all` in this partition."""
-        return self.renderer.listed_all(self.family, keys, raws)

@@ -198,17 +198,3 @@ def test_a_listing_lists_exactly_its_entry_heads(store: Store) -> None:
         assert not listed.lists(head + b"\x00")
     other = terms_prefix("a", IndexName.ISSUE, ("OPS-2",)) + heads[0][-8:]
     assert not listed.lists(other)
-
-
-def test_listings_read_together_are_the_listings_read_one_by_one(store: Store) -> None:
-    keys = [submit(store, number, minute=number) for number in range(1, 9)]
-    absent = b"not stored"
-    for data in store.data():
-        assert data.listings is not None
-        mine = [k for k in keys if data.state.get(k) is not None] + [absent]
-        raws = [data.state.get(k) for k in mine]
-        together = data.listings.listed_all(mine, raws)
-        assert together[-1] is None
-        assert together[:-1] == [
-            data.listings.listed(k, raw) for k, raw in zip(mine[:-1], raws[:-1], strict=True)
-        ]
