@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,6 @@ CODEC = AvroCodec("StoredDeployment")
 CODECS = EventCodecs(AvroCodec("DeploymentEvent"))
 APPLIER = DeploymentApplier(GatingPolicy(frozenset(), "https://j"), WorkerMetrics())
 PARTITIONS = 3
-#: 2026-01-01T00:00:00Z, the hour of every submission's lastUpdated here.
-EPOCH_2026_MS = 1_767_225_600_000
 
 
 class Store:
@@ -226,7 +225,8 @@ def test_pages_among_stale_entries_are_full_in_order_and_without_gaps(
         # Removals a crash lost, ranked between the current entries (30 s later than each),
         # in every partition: their deployments are stored elsewhere or no longer name ABC-1.
         for minute, key in enumerate(elsewhere, start=1):
-            rank = descending(minute * 60_000 + 30_000 + EPOCH_2026_MS)
+            between = datetime(2026, 1, 1, 0, minute, 30, tzinfo=UTC)
+            rank = descending(int(between.timestamp() * 1000))
             for _, index in store.dbs:
                 index[entry_key("a", IndexName.ISSUE, ("ABC-1",), rank, key)] = b""
 
