@@ -89,9 +89,6 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
     transport.intake = intake
     app.transport = transport
     app.topics.add(topic)
-    table = create_table(app, settings, codecs.state)
-    index = create_index(app, settings, codecs.index)
-    policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
     stored = codecs.state
     renderer = Renderer(
         stored.decode,
@@ -102,6 +99,9 @@ def create_app(settings: WorkerSettings, codecs: WorkerCodecs) -> faust.App:
             settings.rocksdb_block_cache_bytes,
         ),
     )
+    table = create_table(app, settings, stored, renderer)
+    index = create_index(app, settings, codecs.index)
+    policy = GatingPolicy(settings.gating_environment_types, settings.jira_base_url)
     metrics.watch_listings(lambda: (renderer.hits, renderer.misses))
     guard = ReplayGuard(app, settings.librdkafka_config(), settings.deployments_topic, table, index)
     agent = DeploymentAgent(

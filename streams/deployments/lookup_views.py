@@ -108,17 +108,22 @@ class LookupServer:
         db = self.table.data._dbs.get(partition)
         if db is None:
             return Answer(Status.RETRY, b"partition not open here yet")
-        raw = db.get(key)
-        if raw is None:
-            self.metrics.lookups.labels("missing").inc()
-            return Answer(Status.ABSENT)
-        self.metrics.lookups.labels("found").inc()
         if view == "deployment" and self.renderer is not None:
             opened = {} if opened is None else opened
             listings = opened.get(partition)
             if listings is None:
                 listings = opened[partition] = self.renderer.listings(db)
-            return Answer(Status.FOUND, listings.listed(key, raw).lookup)
+            listed = listings.current(key)
+            if listed is None:
+                self.metrics.lookups.labels("missing").inc()
+                return Answer(Status.ABSENT)
+            self.metrics.lookups.labels("found").inc()
+            return Answer(Status.FOUND, listed.lookup)
+        raw = db.get(key)
+        if raw is None:
+            self.metrics.lookups.labels("missing").inc()
+            return Answer(Status.ABSENT)
+        self.metrics.lookups.labels("found").inc()
         return Answer(Status.FOUND, RENDERINGS[view](self.decode(raw)))
 
     async def forward(self, owner: URL, keys: list[bytes], view: str) -> list[Answer]:

@@ -37,8 +37,7 @@ from streams.deployments.index import (
     split_string,
     terms_prefix,
 )
-from streams.deployments.renderings import Listings
-from streams.deployments.writer import OFFSET_KEY
+from streams.deployments.renderings import OFFSET_KEY, Listings
 
 __all__ = [
     "Item",
@@ -77,28 +76,29 @@ class PartitionData:
 
     def current(self, key: bytes, sort: bytes) -> Item | None:
         """The result for the deployment stored under ``key``, if there is one."""
+        if self.listings is not None:
+            listed = self.listings.current(key)
+            return None if listed is None else Item(sort, None, listed.json)
         raw = self.state.get(key)
-        if raw is None:
-            return None
-        if self.listings is None:
-            return Item(sort, self.decode(raw))
-        return Item(sort, None, self.listings.listed(key, raw).json)
+        return None if raw is None else Item(sort, self.decode(raw))
 
     def item(self, terms: _Terms, entry: bytes, start: int, sort: bytes) -> Item | None:
         """The result an index entry of ``terms`` lists (its rank at ``start``), if its
-        deployment still carries the entry: its kept listing when the stored bytes are the
-        ones it was made from, else decoded."""
+        deployment still carries the entry: from its kept listing (made now if there is
+        none), else decoded."""
         deployment = deployment_at(entry, start)
+        if self.listings is not None:
+            listed = self.listings.current(deployment)
+            if listed is None or not listed.lists(entry[: start + 8]):
+                return None
+            return Item(sort, None, listed.json)
         raw = self.state.get(deployment)
         if raw is None:
             return None
-        if self.listings is None:
-            tenant, name, values = terms
-            stored = self.decode(raw)
-            decoded = IndexEntry(tenant, name, values, entry[start : start + 8], deployment)
-            return Item(sort, stored) if carries(decoded, stored) else None
-        listed = self.listings.listed(deployment, raw)
-        return Item(sort, None, listed.json) if listed.lists(entry[: start + 8]) else None
+        tenant, name, values = terms
+        stored = self.decode(raw)
+        decoded = IndexEntry(tenant, name, values, entry[start : start + 8], deployment)
+        return Item(sort, stored) if carries(decoded, stored) else None
 
 
 class Item(NamedTuple):

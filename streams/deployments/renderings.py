@@ -3,25 +3,31 @@
 Listing a deployment from its stored Avro costs decoding it (12-17 µs), rendering its JSON
 and working out which index entries it carries (about 8 µs more): over half of what a page
 of the issue or history query cost. So the first read of a stored value renders its listing
-and writes it into the ``renderings`` column family of the partition's state database; later
-queries and lookups read that instead (one more get, 5 µs). The index rebuild, which decodes
-every stored value anyway, writes them all.
+and writes it into a column family of the partition's state database; later queries and
+lookups read that instead, and nothing else: one get per deployment, not the stored value
+too (which, with a digest of it to match, was a third of a page's time).
 
-A listing is used only when it was made from the stored bytes read now: it starts with a
-digest of those bytes (BLAKE2b, 128 bits, salted with a fingerprint of the reader schema and
-of this format). A changed value, one faust restored from the changelog (which writes the
-table only), a standby's, or one written when another schema or format was current, is a
-miss: decoded, rendered, and its listing written anew. So results stay exact, and the write
-path pays nothing but the removal of a deleted deployment's listing (in the same write
-batch as the deletion).
+That is exact because **a listing that is present is current**: every write of the table
+removes the listings of the keys it writes, in the same RocksDB write (the batched apply,
+:func:`~streams.deployments.writer.write_local`) or just before it (faust's restore and
+standby, :mod:`streams.deployments.store`); a listing is only made from the stored bytes
+read in the same step, with no await in between. Two guards keep listings from anyone
+else's writes out:
 
-A listing's bytes: the digest (16), then two big-endian uint32 (the length of the entry
-heads, the offset of the listing's closing brace in the lookup rendering), the entry heads
-(a JSON list of the hex of what each issue and environment entry of the deployment holds
-before its key: :meth:`~streams.deployments.index.Carried.heads`), the listing's JSON.
-The listing is the contract's DeploymentData (what a lookup answers), with ``pipelineId``
-and ``environmentId`` spliced in before its closing brace, so a lookup can be served from
-it too.
+- the column family's name carries a fingerprint of the reader schema and of this format
+  (``listings-<hex>``): listings of another version are in another family, dropped when a
+  partition's database is opened;
+- every write that keeps the family in step also writes the table's changelog offset into
+  it, under faust's offset key; when a partition's database is opened, listings whose
+  offset is not the table's (a worker without this, or a crash between the two writes of a
+  restore, wrote the table since) are dropped.
+
+A listing's bytes: two big-endian uint32 (the length of the entry heads, the offset of the
+listing's closing brace in the lookup rendering), the entry heads (a JSON list of the hex of
+what each issue and environment entry of the deployment holds before its key:
+:meth:`~streams.deployments.index.Carried.heads`), the listing's JSON. The listing is the
+contract's DeploymentData (what a lookup answers), with ``pipelineId`` and
+``environmentId`` spliced in before its closing brace, so a lookup is served from it too.
 
 The column family is opened per use, never held: faust drops a revoked partition's database
 by reference, and a handle kept here would keep its files locked for the next owner.
@@ -35,19 +41,25 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import orjson
-from rocksdict import BlockBasedOptions, Cache, Options, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 from streams.deployments.index import carried_by
 from streams.deployments.views import without_nulls
 
-__all__ = ["FAMILY", "FamilyOptions", "Listed", "Listings", "Renderer"]
+__all__ = ["OFFSET_KEY", "FamilyOptions", "Listed", "Listings", "Renderer"]
 
-#: The column family of each partition's state database that holds the listings.
-FAMILY = "renderings"
-#: Part of every digest's salt: bump it when the listing's bytes or its entry heads change.
-FORMAT = b"listing/2"
+#: Part of the column family's name: bump it when the listing's bytes or its entry heads
+#: change.
+FORMAT = b"listing/3"
+#: Every family of listings is named so: the current one, and those to drop.
+PREFIX = "listings-"
+#: The family of earlier versions (their listings started with a digest of the value).
+LEGACY = "renderings"
+#: faust's key for the persisted changelog offset inside each partition database; the
+#: family of listings keeps the offset it is in step with under the same key.
+OFFSET_KEY = b"__faust\0offset__"
 
-_HEAD = struct.Struct(">16sII")
+_HEAD = struct.Struct(">II")
 _PIPELINE, _ENVIRONMENT = b',"pipelineId":', b',"environmentId":'
 
 
@@ -60,6 +72,13 @@ class Listed(NamedTuple):
     json: bytes
     #: Where the lookup rendering ends: ``json[:cut] + b"}"`` is what a lookup answers.
     cut: int
+
+    @classmethod
+    def parse(cls, kept: bytes) -> Listed:
+        """A listing from its bytes as kept."""
+        heads, cut = _HEAD.unpack_from(kept)
+        start = _HEAD.size + heads
+        return cls(kept[_HEAD.size : start], kept[start:], cut)
 
     @property
     def lookup(self) -> bytes:
@@ -104,17 +123,15 @@ class Renderer:
         family: FamilyOptions,
     ) -> None:
         self._decode = decode
-        self._salt = hashlib.blake2b(reader_schema + b"\0" + FORMAT, digest_size=16).digest()
+        fingerprint = hashlib.blake2b(reader_schema + b"\0" + FORMAT, digest_size=8)
+        #: The column family of this reader schema and format.
+        self.name = PREFIX + fingerprint.hexdigest()
         self._family = family
         self.hits = 0
         self.misses = 0
 
-    def digest(self, raw: bytes) -> bytes:
-        """What ties a listing to the stored bytes it was made from."""
-        return hashlib.blake2b(raw, digest_size=16, salt=self._salt).digest()
-
-    def make(self, raw: bytes, stored: Mapping[str, Any]) -> tuple[bytes, Listed]:
-        """The listing of ``stored`` (which ``raw`` encodes): its bytes as kept, and itself."""
+    def make(self, stored: Mapping[str, Any]) -> tuple[bytes, Listed]:
+        """The listing of ``stored``: its bytes as kept, and itself."""
         key = stored["key"]
         lookup = orjson.dumps(without_nulls(stored["deployment"]))
         cut = len(lookup) - 1
@@ -129,45 +146,77 @@ class Renderer:
             )
         )
         heads = orjson.dumps([head.hex() for head in carried_by(stored).heads()])
-        kept = b"".join((_HEAD.pack(self.digest(raw), len(heads), cut), heads, json))
+        kept = b"".join((_HEAD.pack(len(heads), cut), heads, json))
         return kept, Listed(heads, json, cut)
 
-    def family(self, db: Any) -> Any:
+    def family(self, db: Rdict) -> Rdict:
         """The partition database's column family of listings (created on first use)."""
         try:
-            return db.get_column_family(FAMILY)
+            return db.get_column_family(self.name)
         except Exception:  # rocksdict's only error type: "column name ... does not exist"
-            return db.create_column_family(FAMILY, self._family.options())
+            return db.create_column_family(self.name, self._family.options())
 
-    def listings(self, db: Any) -> Listings:
+    def listings(self, db: Rdict) -> Listings:
         """The listings of the partition whose state database is ``db``."""
-        return Listings(self, self.family(db))
+        return Listings(self, db, self.family(db))
 
-    def handle(self, db: Any) -> Any:
+    def handle(self, db: Rdict) -> Any:
         """The column family's handle, for a write batch of ``db``."""
         self.family(db)
-        return db.get_column_family_handle(FAMILY)
+        return db.get_column_family_handle(self.name)
 
-    def keep(self, db: Any, deployments: Iterable[tuple[bytes, bytes, Mapping[str, Any]]]) -> None:
+    def prepare(self, db: Rdict) -> None:
+        """On opening a partition's state database: drop the families of other versions,
+        and this one's listings unless they are in step with the table."""
+        for name in Rdict.list_cf(db.path()):
+            if name == LEGACY or (name.startswith(PREFIX) and name != self.name):
+                db.drop_column_family(name)
+        offset = db.get(OFFSET_KEY)
+        if self.name in Rdict.list_cf(db.path()):
+            family = db.get_column_family(self.name)
+            in_step = family.get(OFFSET_KEY) == offset
+            del family  # a handle kept would hold the database open
+            if in_step:
+                return
+            db.drop_column_family(self.name)
+        if offset is not None:
+            self.family(db).put(OFFSET_KEY, offset)
+
+    def forget(self, db: Rdict, keys: Iterable[bytes], offset: bytes) -> None:
+        """Before the table's ``keys`` are written up to changelog ``offset`` (faust's
+        restore and standby): remove their listings, in one write."""
+        writes = WriteBatch(raw_mode=True)
+        handle = self.handle(db)
+        for key in keys:
+            writes.delete(key, handle)
+        writes.put(OFFSET_KEY, offset, handle)
+        db.write(writes)
+
+    def keep(
+        self, db: Rdict, deployments: Iterable[tuple[bytes, bytes, Mapping[str, Any]]]
+    ) -> None:
         """Write the listings of ``deployments`` (key, stored bytes, decoded) of ``db``'s
-        partition, in one write."""
+        partition, in one write: those still stored as they were read (the caller may have
+        waited since, and a listing must never be of a value that is gone)."""
         writes = WriteBatch(raw_mode=True)
         handle = self.handle(db)
         for key, raw, stored in deployments:
-            writes.put(key, self.make(raw, stored)[0], handle)
+            if db.get(key) == raw:
+                writes.put(key, self.make(stored)[0], handle)
         db.write(writes)
 
-    def listed(self, family: Any, key: bytes, raw: bytes) -> Listed:
-        """The listing of ``key`` stored as ``raw``: kept, or made now and kept."""
+    def current(self, state: Rdict, family: Rdict, key: bytes) -> Listed | None:
+        """The listing of ``key``: kept, or made now from its stored value and kept; None
+        when nothing is stored under it."""
         kept = family.get(key)
-        if kept is not None and len(kept) >= _HEAD.size:
-            digest, heads, cut = _HEAD.unpack_from(kept)
-            if digest == self.digest(raw):
-                self.hits += 1
-                start = _HEAD.size + heads
-                return Listed(kept[_HEAD.size : start], kept[start:], cut)
+        if kept is not None:
+            self.hits += 1
+            return Listed.parse(kept)
+        raw = state.get(key)
+        if raw is None:
+            return None
         self.misses += 1
-        kept, made = self.make(raw, self._decode(raw))
+        kept, made = self.make(self._decode(raw))
         family.put(key, kept)
         return made
 
@@ -176,8 +225,9 @@ class Listings(NamedTuple):
     """The listings of one partition (for the time of one request)."""
 
     renderer: Renderer
-    family: Any
+    state: Rdict
+    family: Rdict
 
-    def listed(self, key: bytes, raw: bytes) -> Listed:
-        """:meth:`Renderer.listed` in this partition."""
-        return self.renderer.listed(self.family, key, raw)
+    def current(self, key: bytes) -> Listed | None:
+        """:meth:`Renderer.current` in this partition."""
+        return self.renderer.current(self.state, self.family, key)

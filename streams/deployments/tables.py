@@ -8,6 +8,8 @@ import faust
 
 from schemas.registry import RecordCodec
 from streams.codecs import AvroValueCodec
+from streams.deployments.renderings import Renderer
+from streams.deployments.store import DeploymentsTable
 from streams.settings import WorkerSettings
 
 __all__ = [
@@ -28,8 +30,11 @@ def _avro_table(
     name: str,
     changelog_name: str,
     avro: RecordCodec,
+    renderer: Renderer | None = None,
 ) -> Any:
-    """A bytes-keyed table whose values, changelog writes and recovery reads are all Avro.
+    """A bytes-keyed table whose values, changelog writes and recovery reads are all Avro;
+    with a ``renderer``, its partitions keep listings beside the values
+    (:mod:`streams.deployments.store`).
 
     The changelog is declared here, with the same arguments as faust's own
     (faust.tables.base._new_changelog_topic): faust would otherwise build a lazy changelog
@@ -52,15 +57,14 @@ def _avro_table(
         maxsize=131_072,
         allow_empty=True,
     )
-    table = app.Table(
-        name,
-        # bytes keys use the raw serializer: the table key is the gateway's Kafka key, byte for
-        # byte, so faust's router hashes it to the partition the gateway's producer chose.
-        key_type=bytes,
-        value_type=None,
-        partitions=settings.partitions,
-        changelog_topic=changelog,
-        options={
+    declared: dict[str, Any] = {
+        # bytes keys use the raw serializer: the table key is the gateway's Kafka key, byte
+        # for byte, so faust's router hashes it to the partition the gateway's producer chose.
+        "key_type": bytes,
+        "value_type": None,
+        "partitions": settings.partitions,
+        "changelog_topic": changelog,
+        "options": {
             "driver": "rocksdict",
             # faust's defaults (2 GiB cache, 3 x 64 MiB buffers per partition DB) are sized
             # for servers; these are per partition DB, active and standby alike.
@@ -68,20 +72,34 @@ def _avro_table(
             "write_buffer_size": settings.rocksdb_write_buffer_bytes,
             "max_write_buffer_number": settings.rocksdb_write_buffers,
         },
-    )
+    }
+    table: Any
+    if renderer is None:
+        table = app.Table(name, **declared)
+    else:  # what app.Table does, with a table class of our own
+        table = app.tables.add(
+            DeploymentsTable(
+                app, name=name, beacon=app.tables.beacon, renderer=renderer, **declared
+            )
+        )
     # faust derives serializers from types only; the store is created lazily and takes the
     # table's serializer, and changelog writes pass it explicitly, so every value is Avro.
     # Deletes are sent with the raw serializer and a None value: a tombstone.
-    table.value_serializer = codec  # type: ignore[attr-defined]
+    table.value_serializer = codec
     return table
 
 
-def create_table(app: faust.App, settings: WorkerSettings, codec: RecordCodec) -> Any:
-    """The deployments table (``StoredDeployment`` values through ``codec``). Its changelog
-    has a name of our choosing (not "<app id>-deployments-changelog") because it is the
-    public state topic other services consume: one write per change serves recovery,
-    standbys and them."""
-    return _avro_table(app, settings, TABLE_NAME, settings.state_topic, codec)
+def create_table(
+    app: faust.App,
+    settings: WorkerSettings,
+    codec: RecordCodec,
+    renderer: Renderer | None = None,
+) -> Any:
+    """The deployments table (``StoredDeployment`` values through ``codec``; listings of
+    ``renderer`` beside them). Its changelog has a name of our choosing (not "<app
+    id>-deployments-changelog") because it is the public state topic other services
+    consume: one write per change serves recovery, standbys and them."""
+    return _avro_table(app, settings, TABLE_NAME, settings.state_topic, codec, renderer)
 
 
 def create_index(app: faust.App, settings: WorkerSettings, codec: RecordCodec) -> Any:

@@ -37,15 +37,19 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.deployments.batch import PartitionBatch
-from streams.deployments.renderings import Renderer
+from streams.deployments.renderings import OFFSET_KEY, Renderer
 from streams.errors import StreamsError
 
-__all__ = ["ChangelogWriter", "Headers", "Outgoing", "changelog_producer_config", "write_local"]
+__all__ = [
+    "OFFSET_KEY",
+    "ChangelogWriter",
+    "Headers",
+    "Outgoing",
+    "changelog_producer_config",
+    "write_local",
+]
 
 logger = logging.getLogger(__name__)
-
-#: faust's key for the persisted changelog offset inside each partition database.
-OFFSET_KEY = b"__faust\0offset__"
 
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -235,21 +239,23 @@ def write_local(
 ) -> None:
     """Write a delivered batch of one partition into its RocksDB databases: the final value
     of each key and the changelog offset of its last record, in one write per database.
-    With a ``renderer``, a deleted deployment's listing goes in the same write; a changed
-    one's is left, to be rendered again when it is next read (its digest no longer matches)."""
+    With a ``renderer``, the same write removes the listing of every key it writes (a
+    listing present is current: streams.deployments.renderings) and marks the listings in
+    step up to that offset."""
     if state_offset is not None:
         writes = write_batch()
-        listings = None
+        listings = None if renderer is None else renderer.handle(state_db)
         for key, encoded in batch.final_state():
-            if encoded is not None:
+            if encoded is None:
+                writes.delete(key)
+            else:
                 writes.put(key, encoded)
-                continue
-            writes.delete(key)
-            if renderer is not None:
-                if listings is None:
-                    listings = renderer.handle(state_db)
+            if listings is not None:
                 writes.delete(key, listings)
-        writes.put(OFFSET_KEY, str(state_offset).encode())
+        offset = str(state_offset).encode()
+        writes.put(OFFSET_KEY, offset)
+        if listings is not None:
+            writes.put(OFFSET_KEY, offset, listings)
         state_db.write(writes)
     if index_offset is not None:
         writes = write_batch()
