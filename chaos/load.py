@@ -1,16 +1,24 @@
 """Steady load from a few lanes, each a thread sending its own seeded history one request at a
-time, recording every answer in its lane's model and in a shared log of samples."""
+time, recording every answer in its lane's model and in a shared log of samples; and a reader
+that looks up the lanes' keys and reads pages of their queries meanwhile.
+
+What the reader is answered is not checked against the model (the writes go on), only that
+it is an answer the API documents. It makes the workers render and keep listings of values
+that are then changed, deleted, restored from the changelog or moved to another worker, so
+that the checks after the run find any listing kept past its value.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -23,7 +31,9 @@ from chaos.model import (
     Outcome,
     Submit,
     SubmitItem,
+    issue_pool,
 )
+from chaos.queries import Q
 from deploystream.load import API, DeploymentGenerator, GeneratorConfig, lookup_path
 
 __all__ = ["API", "LoadRunner", "Sample", "deployment_path"]
@@ -32,6 +42,9 @@ __all__ = ["API", "LoadRunner", "Sample", "deployment_path"]
 BACKOFF_S = 0.1
 #: No lane runs longer than this, whatever the caller forgets to stop.
 MAX_RUN_S = 3600.0
+#: What a read may be answered while the stack is under faults: found, not found (not
+#: written yet, or deleted), no owner right now (a rebalance), too many requests.
+READ_STATUSES = frozenset({200, 404, 429, 503})
 
 
 def deployment_path(key: Key) -> str:
@@ -137,8 +150,12 @@ class LoadRunner:
     environment: str = "prod"
     #: Pause between two requests of a lane (0: as fast as the gateway answers).
     pause_s: float = 0.0
+    #: Pause of the reader between two reads (None: no reader).
+    read_pause_s: float | None = 0.02
     samples: list[Sample] = field(default_factory=list, init=False)
     unexpected: list[str] = field(default_factory=list, init=False)
+    #: The reader's answers by status (or error type).
+    reads: Counter[str] = field(default_factory=Counter, init=False)
 
     def __post_init__(self) -> None:
         self.histories = [
@@ -152,6 +169,8 @@ class LoadRunner:
             threading.Thread(target=self._run, args=(h,), name=f"lane-{h.lane}", daemon=True)
             for h in self.histories
         ]
+        if self.read_pause_s is not None:
+            self._threads.append(threading.Thread(target=self._read, name="reader", daemon=True))
 
     # -- control ------------------------------------------------------------------------------
 
@@ -231,6 +250,46 @@ class LoadRunner:
                     self._stop.wait(BACKOFF_S)
                 elif self.pause_s:
                     self._stop.wait(self.pause_s)
+
+    def _reads(self) -> list[str]:
+        """Paths the reader picks from: every key's lookup, its environment's history and
+        the issues' deployments (small pages, so that later pages are read too)."""
+        keys = [key for history in self.histories for key in history.keys]
+        places = sorted({(key.pipeline, key.environment) for key in keys})
+        return [
+            *(deployment_path(key) for key in keys),
+            *(
+                f"{Q}/pipelines/{quote(p, safe='')}/environments/{quote(e, safe='')}"
+                "/deployments?limit=10"
+                for p, e in places
+            ),
+            *(
+                f"{Q}/issues/{quote(issue, safe='')}/deployments?limit=10"
+                for issue in issue_pool(self.history)
+            ),
+        ]
+
+    def _read(self) -> None:
+        assert self.read_pause_s is not None
+        rng = random.Random(self.seed)  # noqa: S311 (test data)
+        paths = self._reads()
+        deadline = time.monotonic() + MAX_RUN_S
+        with httpx.Client(
+            base_url=self.base_url, auth=self.auth, timeout=httpx.Timeout(30.0)
+        ) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                path = rng.choice(paths)
+                try:
+                    response = client.get(path)
+                except httpx.TransportError as exc:
+                    self.reads[type(exc).__name__] += 1
+                else:
+                    self.reads[str(response.status_code)] += 1
+                    if response.status_code not in READ_STATUSES:
+                        self.unexpected.append(
+                            f"GET {path} -> {response.status_code}: {response.text[:300]}"
+                        )
+                self._stop.wait(self.read_pause_s)
 
     def _send(
         self, client: httpx.Client, operation: Operation, payloads: DeploymentGenerator

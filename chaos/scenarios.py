@@ -69,6 +69,8 @@ class ScenarioResult:
     faults: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: The reader's answers during the run, by status.
+    reads: dict[str, int] = field(default_factory=dict)
     caught_up_s: float = 0.0
     keys_checked: int = 0
     lookup_mismatches: list[Mismatch] = field(default_factory=list)
@@ -105,6 +107,7 @@ class ScenarioResult:
             "faults": self.faults,
             "statuses": self.statuses,
             "outcomes": self.outcomes,
+            "reads": self.reads,
             "caught_up_s": round(self.caught_up_s, 2),
             "keys_checked": self.keys_checked,
             "lookup_mismatches": [m.as_dict() for m in self.lookup_mismatches],
@@ -121,7 +124,8 @@ class ScenarioResult:
         lines = [
             f"{self.name} (seed {self.seed}): {'OK' if self.ok else 'FAILED'} in "
             f"{self.duration_s:.1f}s; {len(self.faults)} faults; answers {self.statuses}; "
-            f"operations {self.outcomes}; caught up in {self.caught_up_s:.1f}s; "
+            f"operations {self.outcomes}; reads {self.reads}; "
+            f"caught up in {self.caught_up_s:.1f}s; "
             f"{self.keys_checked} keys checked: {len(self.lookup_mismatches)} wrong by lookup, "
             f"{len(self.state_mismatches)} wrong in the state topic, "
             f"{len(self.table_differences)} where table and state topic differ; "
@@ -144,6 +148,7 @@ def _finish(
     runner.stop()
     result.statuses = dict(runner.statuses())
     result.outcomes = dict(runner.outcomes())
+    result.reads = dict(runner.reads)
     result.unexpected = list(runner.unexpected)
     result.samples = list(runner.samples)
     result.caught_up_s = stack.wait_caught_up()
