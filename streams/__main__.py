@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 
 import faust
 from pydantic import ValidationError
 
+from deploystream import collector
 from schemas.registry import RegistryError, SchemaRegistry
 from streams.app import create_app
 from streams.errors import StreamsError
@@ -70,7 +70,9 @@ def main() -> int:
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = build_worker(create_app(settings, codecs), settings)
-    tune_gc()
+    # The apply loop allocates a few dozen short-lived objects per event and keeps almost
+    # none (state lives in RocksDB).
+    collector.tune()
     worker.execute_from_commandline()
     return 0
 
@@ -91,21 +93,6 @@ def build_worker(app: faust.App, settings: WorkerSettings) -> faust.Worker:
     # the apply loop) for nothing: we run without a terminal.
     worker.spinner = None
     return worker
-
-
-def tune_gc() -> None:
-    """Fewer, cheaper collections for the apply loop, which allocates a few dozen
-    short-lived objects per event and keeps almost none (state lives in RocksDB).
-
-    What start-up made (modules, schemas, the app) is moved out of the collector's sight,
-    so a full collection no longer walks it; and the youngest generation is collected
-    every 20,000 allocations instead of 700 (CPython's default), which a batch of events
-    passed a hundred times over.
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import aiohttp
 import click
 import orjson
 
+from deploystream import collector
 from deploystream.load.results import LoadResult
 
 __all__ = ["API", "MAX_DURATION_S", "Auth", "Request", "drive", "lookup_path"]
@@ -220,17 +221,20 @@ async def drive(
             auto_decompress=False,
         )
     driver = _Driver(base_url.rstrip("/"), auth, session, next_request, max_requests, on_answer)
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    deadline = t0 + min(duration_s, MAX_DURATION_S)
-    try:
-        if rate is None:
-            await driver.closed_loop(concurrency, deadline)
-        else:
-            await driver.open_loop(rate, concurrency, t0, deadline, timeout_s)
-    finally:
-        driver.result.elapsed_s = time.perf_counter() - t0
-        driver.result.client_cpu_s = time.process_time() - cpu0
-        if own:
-            await session.close()
+    # The load generator's own collections would stop every request in flight and count as
+    # the server's latency (deploystream/collector.py).
+    with collector.tuned():
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        deadline = t0 + min(duration_s, MAX_DURATION_S)
+        try:
+            if rate is None:
+                await driver.closed_loop(concurrency, deadline)
+            else:
+                await driver.open_loop(rate, concurrency, t0, deadline, timeout_s)
+        finally:
+            driver.result.elapsed_s = time.perf_counter() - t0
+            driver.result.client_cpu_s = time.process_time() - cpu0
+            if own:
+                await session.close()
     return driver.result
