@@ -46,7 +46,7 @@ from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 from streams.deployments.index import carried_by
 from streams.deployments.views import without_nulls
 
-__all__ = ["OFFSET_KEY", "FamilyOptions", "Listed", "Listings", "Renderer"]
+__all__ = ["OFFSET_KEY", "FamilyOptions", "Listed", "Listings", "Removals", "Renderer"]
 
 #: Part of the column family's name: bump it when the listing's bytes or its entry heads
 #: change.
@@ -182,14 +182,18 @@ class Renderer:
         if offset is not None:
             self.family(db).put(OFFSET_KEY, offset)
 
+    def removals(self, db: Rdict) -> Removals:
+        """What removes listings of ``db``'s partition in a write batch of it."""
+        return Removals(self.family(db), db.get_column_family_handle(self.name))
+
     def forget(self, db: Rdict, keys: Iterable[bytes], offset: bytes) -> None:
         """Before the table's ``keys`` are written up to changelog ``offset`` (faust's
         restore and standby): remove their listings, in one write."""
         writes = WriteBatch(raw_mode=True)
-        handle = self.handle(db)
+        removals = self.removals(db)
         for key in keys:
-            writes.delete(key, handle)
-        writes.put(OFFSET_KEY, offset, handle)
+            removals.remove(writes, key)
+        removals.in_step(writes, offset)
         db.write(writes)
 
     def keep(
@@ -219,6 +223,25 @@ class Renderer:
         kept, made = self.make(self._decode(raw))
         family.put(key, kept)
         return made
+
+
+class Removals(NamedTuple):
+    """Removes listings of one partition in write batches of its state database."""
+
+    family: Rdict
+    handle: Any
+
+    def remove(self, writes: WriteBatch, key: bytes) -> None:
+        """Remove the listing of ``key`` in ``writes``."""
+        # Most written keys have no listing (nothing read them since their last write): the
+        # memtables and bloom filters say so without a read, and a tombstone is spared.
+        # Never wrong: "may exist" is false only for a key that is not there.
+        if self.family.key_may_exist(key):
+            writes.delete(key, self.handle)
+
+    def in_step(self, writes: WriteBatch, offset: bytes) -> None:
+        """Mark the listings in step with the table up to changelog ``offset``."""
+        writes.put(OFFSET_KEY, offset, self.handle)
 
 
 class Listings(NamedTuple):

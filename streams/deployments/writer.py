@@ -244,18 +244,18 @@ def write_local(
     step up to that offset."""
     if state_offset is not None:
         writes = write_batch()
-        listings = None if renderer is None else renderer.handle(state_db)
+        removals = None if renderer is None else renderer.removals(state_db)
         for key, encoded in batch.final_state():
             if encoded is None:
                 writes.delete(key)
             else:
                 writes.put(key, encoded)
-            if listings is not None:
-                writes.delete(key, listings)
+            if removals is not None:
+                removals.remove(writes, key)
         offset = str(state_offset).encode()
         writes.put(OFFSET_KEY, offset)
-        if listings is not None:
-            writes.put(OFFSET_KEY, offset, listings)
+        if removals is not None:
+            removals.in_step(writes, offset)
         state_db.write(writes)
     if index_offset is not None:
         writes = write_batch()

@@ -224,3 +224,26 @@ def test_a_listing_is_kept_only_for_a_value_still_stored_as_it_was_read(store: S
     assert now is not None
     store.renderer.keep(state, [(key, now, CODEC.decode(now))])
     assert kept(state)[key].endswith(orjson.dumps(render_listed(CODEC.decode(now))))
+
+
+def test_a_write_removes_a_listing_that_is_only_on_disk(tmp_path: Path) -> None:
+    # Listings of keys nobody read are not removed (no tombstone): the family is asked
+    # whether a key may be there, and must never say no for one that is, in a file and out
+    # of every cache included.
+    tiny = Renderer(CODEC.decode, b"reader schema", FamilyOptions(1 << 20, 2, 1))
+    store = Store(tmp_path, tiny)
+    try:
+        keys = [submit(store, number, usn=1) for number in range(1, 40)]
+        for data in store.data():
+            for key in keys:
+                assert data.listings is not None
+                data.listings.current(key)
+        for state, _ in store.dbs:
+            state.get_column_family(tiny.name).flush()
+        listed = [key for key in keys if any(key in kept(s, tiny.name) for s, _ in store.dbs)]
+        assert listed == keys
+        for number in range(1, 40):
+            submit(store, number, usn=2)
+        assert not any(kept(s, tiny.name) for s, _ in store.dbs)
+    finally:
+        store.close()
