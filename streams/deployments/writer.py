@@ -240,8 +240,8 @@ def write_local(
     """Write a delivered batch of one partition into its RocksDB databases: the final value
     of each key and the changelog offset of its last record, in one write per database.
     With a ``renderer``, the same write removes the listing of every key it writes (a
-    listing present is current: streams.deployments.renderings) and marks the listings in
-    step up to that offset."""
+    listing present is current: streams.deployments.renderings). It does not mark the
+    listings in step with the offset: see there why."""
     if state_offset is not None:
         writes = write_batch()
         removals = None if renderer is None else renderer.removals(state_db)
@@ -252,10 +252,7 @@ def write_local(
                 writes.put(key, encoded)
             if removals is not None:
                 removals.remove(writes, key)
-        offset = str(state_offset).encode()
-        writes.put(OFFSET_KEY, offset)
-        if removals is not None:
-            removals.in_step(writes, offset)
+        writes.put(OFFSET_KEY, str(state_offset).encode())
         state_db.write(writes)
     if index_offset is not None:
         writes = write_batch()

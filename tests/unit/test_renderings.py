@@ -247,3 +247,18 @@ def test_a_write_removes_a_listing_that_is_only_on_disk(tmp_path: Path) -> None:
         assert not any(kept(s, tiny.name) for s, _ in store.dbs)
     finally:
         store.close()
+
+
+def test_a_partition_the_apply_loop_wrote_opens_without_its_listings(store: Store) -> None:
+    # The apply loop does not mark the listings in step (it would cost every apply write a
+    # second column family): whatever it wrote since, the listings go when a partition opens.
+    assert store.renderer is not None
+    key = submit(store, 1)
+    [state] = [s for s, _ in store.dbs if s.get(key) is not None]
+    assert store.renderer.listings(state).current(key) is not None
+    assert key in kept(state)
+    store.renderer.prepare(state)
+    assert kept(state) == {}
+    rendered = store.renderer.misses
+    assert store.renderer.listings(state).current(key) is not None
+    assert store.renderer.misses == rendered + 1
