@@ -163,19 +163,15 @@ class Renderer:
         """The listings of the partition whose state database is ``db``."""
         return Listings(self, db, self.family(db))
 
-    def handle(self, db: Rdict) -> Any:
-        """The column family's handle, for a write batch of ``db``."""
-        self.family(db)
-        return db.get_column_family_handle(self.name)
-
     def prepare(self, db: Rdict) -> None:
         """On opening a partition's state database: drop the families of other versions,
         and this one's listings unless they are in step with the table."""
-        for name in Rdict.list_cf(db.path()):
+        names = Rdict.list_cf(db.path())  # read from the database's manifest: once
+        for name in names:
             if name == LEGACY or (name.startswith(PREFIX) and name != self.name):
                 db.drop_column_family(name)
         offset = db.get(OFFSET_KEY)
-        if self.name in Rdict.list_cf(db.path()):
+        if self.name in names:
             family = db.get_column_family(self.name)
             in_step = family.get(OFFSET_KEY) == offset
             del family  # a handle kept would hold the database open
@@ -206,7 +202,7 @@ class Renderer:
         partition, in one write: those still stored as they were read (the caller may have
         waited since, and a listing must never be of a value that is gone)."""
         writes = WriteBatch(raw_mode=True)
-        handle = self.handle(db)
+        handle = self.removals(db).handle
         for key, raw, stored in deployments:
             if db.get(key) == raw:
                 writes.put(key, self.make(stored)[0], handle)
